@@ -1,0 +1,83 @@
+"""Local gradient attributions: input gradients (saliency) and gradient x input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.func import grad_and_value
+from torch.utils import _pytree as pytree
+
+from ._batching import check_values, lift, per_target, prepare
+from ._targets import one_sample
+
+__all__ = ["input_gradients", "gradient_x_input"]
+
+
+def input_gradients(
+    fn: Callable, x: Any, *, target: Any = None, chunk_size: int | None = None
+) -> Any:
+    """Per-sample gradient of the explained output with respect to the input (signed saliency).
+
+    .. math::
+
+        a_i(x) = \\frac{\\partial f_t(x)}{\\partial x_i}
+
+    where :math:`f_t` is output ``target`` of ``fn`` for one sample ``x``.
+
+    Args:
+      fn: batched callable ``(B, *F) -> (B,)`` or ``(B, C)``; an ``nn.Module`` in
+        eval mode, or ``functools.partial(transformer_net, params)``.
+      x: input ``(B, *F)``, or a dict/tuple of such tensors sharing ``B``.
+      target: ``None`` for ``(B,)`` outputs, an int, a LongTensor ``(B,)``, or a
+        LongTensor ``(B, T)`` for T outputs per sample in one pass.
+      chunk_size: samples evaluated at once (bounds memory); ``None`` for all.
+
+    Returns:
+      Gradients shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target), same dtype.
+
+    Example:
+      >>> import torch
+      >>> w = torch.tensor([1.0, -2.0, 3.0])
+      >>> input_gradients(lambda x: x @ w, torch.ones(2, 3))
+      tensor([[ 1., -2.,  3.],
+              [ 1., -2.,  3.]])
+
+    References:
+      Simonyan, Vedaldi and Zisserman, "Deep Inside Convolutional Networks", 2014.
+    """
+    target, chunk_size = prepare(fn, x, target, chunk_size)
+    grads, values = lift(grad_and_value(one_sample(fn)), target, chunk_size=chunk_size)(x, target)
+    check_values(values, "at x")
+    return grads
+
+
+def gradient_x_input(
+    fn: Callable, x: Any, *, target: Any = None, chunk_size: int | None = None
+) -> Any:
+    """Gradient times input: the first-order Taylor contribution of each feature.
+
+    .. math::
+
+        a_i(x) = x_i \\, \\frac{\\partial f_t(x)}{\\partial x_i}
+
+    Arguments and shapes as in :func:`input_gradients`.
+
+    Returns:
+      Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
+
+    Example:
+      >>> import torch
+      >>> w = torch.tensor([1.0, -2.0, 3.0])
+      >>> gradient_x_input(lambda x: x @ w, torch.tensor([[2.0, 1.0, 0.0]]))
+      tensor([[ 2., -2.,  0.]])
+
+    References:
+      Shrikumar et al., "Not Just a Black Box: Learning Important Features
+      Through Propagating Activation Differences", 2016.
+    """
+    grads = input_gradients(fn, x, target=target, chunk_size=chunk_size)
+    target_axis = isinstance(target, torch.Tensor) and target.ndim == 2
+    inputs = per_target(x, target if target_axis else None)
+    return pytree.tree_map(torch.mul, inputs, grads)

@@ -1,0 +1,166 @@
+"""Input validation at the public boundary of every attribution method.
+
+Checks that look at tensor *values* (NaN, Inf, target range) cannot run inside
+``vmap``/``grad``/``torch.compile``: they would need ``.item()``. They run only when
+the input is a plain tensor, i.e. when a user called the method directly. When a
+method is itself being transformed (its input is a functorch-wrapped tensor), only
+the shape and type checks run, which are static.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils import _pytree as pytree
+
+__all__ = [
+    "is_transformed",
+    "check_fn",
+    "check_inputs",
+    "check_baseline",
+    "check_positive_int",
+    "check_chunk_size",
+    "check_finite",
+    "leaf_names",
+]
+
+
+def is_transformed(tree: Any) -> bool:
+    """True when any leaf is wrapped by a torch.func transform or traced by a compiler."""
+    if torch.compiler.is_compiling():
+        return True
+    return any(
+        isinstance(leaf, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(leaf)
+        for leaf in pytree.tree_leaves(tree)
+    )
+
+
+def leaf_names(tree: Any, name: str) -> list[str]:
+    """Readable names of a pytree's leaves: ``x``, ``x['text']``, ``x[0]``."""
+    paths, _ = pytree.tree_flatten_with_path(tree)
+    return [name + pytree.keystr(path) for path, _ in paths]
+
+
+def check_fn(fn: Any) -> None:
+    """Refuse non-callables and modules whose per-sample outputs would depend on the batch."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}: {fn!r}")
+    if isinstance(fn, nn.Module):
+        training = [name or type(fn).__name__ for name, m in fn.named_modules() if m.training]
+        if training:
+            raise ValueError(
+                "fn is an nn.Module in training mode (training submodules: "
+                f"{', '.join(training[:5])}); dropout and batch statistics make a row's "
+                "attribution depend on its batch. Call fn.eval() first."
+            )
+
+
+def check_finite(tree: Any, name: str) -> None:
+    """Raise ``ValueError`` naming the first leaf holding NaN or Inf (plain tensors only)."""
+    if is_transformed(tree):
+        return
+    for leaf_name, leaf in zip(leaf_names(tree, name), pytree.tree_leaves(tree), strict=True):
+        if not bool(torch.isfinite(leaf).all()):
+            bad = leaf[~torch.isfinite(leaf)].flatten()[0].item()
+            raise ValueError(f"{leaf_name} must be finite, but it holds {bad}")
+
+
+def check_inputs(x: Any, name: str = "x") -> int:
+    """Check that ``x`` is a tensor or pytree of floating tensors sharing a batch dim.
+
+    Returns:
+      The batch size ``B``.
+    """
+    names = leaf_names(x, name)
+    leaves = pytree.tree_leaves(x)
+    if not leaves:
+        raise ValueError(f"{name} must hold at least one tensor, got {x!r}")
+    batch = None
+    for leaf_name, leaf in zip(names, leaves, strict=True):
+        if not isinstance(leaf, torch.Tensor):
+            raise TypeError(f"{leaf_name} must be a torch.Tensor, got {type(leaf).__name__}")
+        if not leaf.is_floating_point():
+            raise TypeError(
+                f"{leaf_name} must be a floating tensor to be attributed, got dtype {leaf.dtype}"
+            )
+        if leaf.ndim < 1 or leaf.shape[0] < 1:
+            raise ValueError(
+                f"{leaf_name} must have shape (B, *F) with B >= 1, got {tuple(leaf.shape)}"
+            )
+        if batch is None:
+            batch = leaf.shape[0]
+        elif leaf.shape[0] != batch:
+            raise ValueError(
+                f"{leaf_name} has batch size {leaf.shape[0]}, but {names[0]} has {batch}: "
+                "every leaf must share the batch dimension"
+            )
+    check_finite(x, name)
+    return int(batch)
+
+
+def check_baseline(baseline: Any, x: Any, name: str = "baseline") -> Any:
+    """Return ``baseline`` broadcast to ``x``: same structure, shapes and dtypes.
+
+    ``None`` means zeros; a number is filled in; a tensor (or a pytree of them
+    matching ``x``) must broadcast to the matching leaf of ``x``.
+    """
+    x_leaves, spec = pytree.tree_flatten(x)
+    x_names = leaf_names(x, "x")
+    if baseline is None or isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
+        value = 0.0 if baseline is None else float(baseline)
+        out = [torch.full_like(leaf, value) for leaf in x_leaves]
+        if baseline is not None:
+            check_finite(out, name)
+        return pytree.tree_unflatten(out, spec)
+    if isinstance(baseline, torch.Tensor) and len(x_leaves) > 1:
+        raise TypeError(
+            f"{name} must have the structure of x ({spec}) or be a number, got one tensor"
+        )
+    b_leaves, b_spec = pytree.tree_flatten(baseline)
+    if b_spec != spec:
+        raise ValueError(f"{name} must have the structure of x: expected {spec}, got {b_spec}")
+    out = []
+    for b_name, x_name, b, leaf in zip(
+        leaf_names(baseline, name), x_names, b_leaves, x_leaves, strict=True
+    ):
+        if not isinstance(b, torch.Tensor):
+            raise TypeError(f"{b_name} must be a tensor or number, got {type(b).__name__}")
+        if not b.is_floating_point():
+            raise TypeError(f"{b_name} must be a floating tensor, got dtype {b.dtype}")
+        try:
+            shape = torch.broadcast_shapes(b.shape, leaf.shape)
+        except RuntimeError:
+            shape = None
+        if shape != leaf.shape:
+            raise ValueError(
+                f"{b_name} with shape {tuple(b.shape)} does not broadcast to {x_name} "
+                f"with shape {tuple(leaf.shape)}"
+            )
+        out.append(b.to(leaf.dtype).expand_as(leaf))
+    check_finite(out, name)
+    return pytree.tree_unflatten(out, spec)
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int >= ``minimum``; raise naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}: {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_chunk_size(chunk_size: Any) -> int | None:
+    """``None`` (all rows at once) or a positive int."""
+    return None if chunk_size is None else check_positive_int(chunk_size, "chunk_size")
+
+
+def check_choice(value: Any, name: str, choices: dict[str, Callable] | tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``; raise naming ``name`` otherwise."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
