@@ -31,7 +31,12 @@ def prepare(fn: Callable, x: Any, target: Any, chunk_size: Any) -> tuple[Any, in
 
 
 def lift(
-    kernel: Callable, target: torch.Tensor | None, *, chunk_size: int | None, n_batched: int = 0
+    kernel: Callable,
+    target: torch.Tensor | None,
+    *,
+    chunk_size: int | None,
+    n_batched: int = 0,
+    target_rows: bool = False,
 ) -> Callable:
     """Batch ``kernel(x1, t1, *args1)`` over samples (and targets).
 
@@ -41,6 +46,9 @@ def lift(
       chunk_size: samples per vmap chunk (``None``: all at once).
       n_batched: how many extra positional arguments carry a batch dimension;
         any further ones are shared by all samples.
+      target_rows: the kernel takes a ``(T,)`` target itself (perturbation kernels,
+        which evaluate each perturbed row once for all targets) instead of being
+        vmapped over the targets.
 
     Returns:
       ``batched(x, target, *args)`` whose outputs have a leading ``B`` (then ``T``).
@@ -49,7 +57,7 @@ def lift(
     def batched(x: Any, t: Any, *args: Any) -> Any:
         n_shared = len(args) - n_batched
         inner = kernel
-        if t is not None and t.ndim == 2:
+        if t is not None and t.ndim == 2 and not target_rows:
             # (T,) targets of one sample: vmap over T, everything else shared
             inner = vmap(kernel, in_dims=(None, 0) + (None,) * len(args))
         in_dims = (0, None if t is None else 0) + (0,) * n_batched + (None,) * n_shared

@@ -17,7 +17,15 @@ from torch.utils import _pytree as pytree
 
 from ._validation import is_transformed
 
-__all__ = ["check_target", "check_output", "select", "select_batch", "one_sample", "probe"]
+__all__ = [
+    "check_target",
+    "check_output",
+    "select",
+    "select_batch",
+    "select_rows",
+    "one_sample",
+    "probe",
+]
 
 
 def check_target(target: Any, batch: int, n_outputs: int | None) -> torch.Tensor | None:
@@ -93,10 +101,24 @@ def select(out1: torch.Tensor, t1: torch.Tensor | None) -> torch.Tensor:
 def select_batch(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """Explained outputs of a batch: ``(B,)``, or ``(B, T)`` for a ``(B, T)`` target."""
     if target is None:
+        if out.ndim != 1:
+            raise ValueError("target is required: fn returns several outputs per sample")
         return out
     if target.ndim == 1:
         return out.gather(1, target[:, None])[:, 0]
     return out.gather(1, target)
+
+
+def select_rows(out: torch.Tensor, t1: torch.Tensor | None) -> torch.Tensor:
+    """Outputs of ``R`` rows of one sample: ``(R,)``, or ``(R, T)`` for ``(T,)`` targets."""
+    if t1 is None:
+        if out.ndim != 1:
+            raise ValueError("target is required: fn returns several outputs per sample")
+        return out
+    rows = out.shape[0]
+    if t1.ndim == 0:
+        return out.gather(1, t1.reshape(1, 1).expand(rows, 1))[:, 0]
+    return out.gather(1, t1.reshape(1, -1).expand(rows, -1))
 
 
 def one_sample(fn: Callable) -> Callable:

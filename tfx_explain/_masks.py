@@ -1,0 +1,191 @@
+"""Masks for perturbation methods: sliding windows, feature groups and coalitions.
+
+Perturbation methods see one sample as a flat vector of ``D`` features: the leaves
+of ``x1`` flattened and concatenated in pytree order. Masks are boolean ``(K, D)``
+tensors built once per call and shared by every sample.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch.utils import _pytree as pytree
+
+__all__ = [
+    "flatten_sample",
+    "unflatten_rows",
+    "window_masks",
+    "group_matrix",
+    "coalitions",
+    "shapley_weights",
+]
+
+
+def flatten_sample(x1: Any) -> torch.Tensor:
+    """One sample's leaves ``(*F_leaf)`` flattened and concatenated: ``(D,)``."""
+    return torch.cat([leaf.reshape(-1) for leaf in pytree.tree_leaves(x1)])
+
+
+def unflatten_rows(rows: torch.Tensor, like: Any) -> Any:
+    """Inverse of :func:`flatten_sample` for ``R`` rows: ``(R, D) -> pytree of (R, *F_leaf)``."""
+    leaves, spec = pytree.tree_flatten(like)
+    sizes = [leaf.numel() for leaf in leaves]
+    parts = torch.split(rows, sizes, dim=-1)
+    shaped = [
+        p.reshape(rows.shape[:-1] + leaf.shape) for p, leaf in zip(parts, leaves, strict=True)
+    ]
+    return pytree.tree_unflatten(shaped, spec)
+
+
+def _per_dim(value: Any, name: str, ndim: int) -> tuple[int, ...]:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if ndim != 1 and name == "window":
+            raise ValueError(
+                f"window must be a tuple of {ndim} ints for features of {ndim} dims, got {value}"
+            )
+        value = (int(value),) * ndim
+    if not isinstance(value, Sequence) or len(value) != ndim:
+        raise ValueError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}")
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must hold positive ints, got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def window_masks(feature_shape: tuple[int, ...], window: Any, stride: Any) -> torch.Tensor:
+    """Boolean masks of every window position: ``(K, *F)``.
+
+    Windows of shape ``window`` slide by ``stride`` over a feature shape ``F``; in
+    each dim ``(F_d - window_d)`` must be a multiple of ``stride_d`` so that every
+    feature is covered and no window hangs over the edge.
+    """
+    ndim = len(feature_shape)
+    if ndim == 0:
+        raise ValueError("occlusion needs x of shape (B, *F) with at least one feature dim")
+    window = _per_dim(window, "window", ndim)
+    stride = _per_dim(stride, "stride", ndim)
+    per_dim = []
+    for d, (size, w, s) in enumerate(zip(feature_shape, window, stride, strict=True)):
+        if w > size:
+            raise ValueError(f"window {window} is larger than the features {feature_shape}")
+        if (size - w) % s:
+            raise ValueError(
+                f"window {window} with stride {stride} does not tile the features "
+                f"{feature_shape}: in dim {d}, ({size} - {w}) is not a multiple of {s}, "
+                "so the last features would never be occluded"
+            )
+        starts = torch.arange(0, size - w + 1, s)
+        pos = torch.arange(size)
+        # (n_d, F_d): which features of dim d each window position covers
+        per_dim.append((pos >= starts[:, None]) & (pos < starts[:, None] + w))
+    masks = torch.ones(1, dtype=torch.bool)  # (K=1,) with no feature dims yet
+    for m in per_dim:
+        # (K, *F_prev) & (n_d, F_d) -> (K, n_d, *F_prev, F_d) -> (K * n_d, *F_prev, F_d)
+        grown = masks[:, None, ..., None] & m.reshape(
+            (1, m.shape[0]) + (1,) * (masks.ndim - 1) + (m.shape[1],)
+        )
+        masks = grown.flatten(0, 1)
+    return masks
+
+
+def group_matrix(groups: Any, x1: Any) -> tuple[list[str], torch.Tensor]:
+    """Membership of the ``D`` flat features in ``G`` named groups: ``(names, (G, D) bool)``.
+
+    ``groups`` maps a name to the features of the group: a sequence of flat feature
+    indices, a leaf key of a dict/tuple ``x`` (the whole leaf), or a pair
+    ``(leaf key, indices)`` naming features inside that leaf. ``None`` puts every
+    feature in a group of its own. The groups must partition the features.
+    """
+    leaves_with_path, _ = pytree.tree_flatten_with_path(x1)
+    sizes = [leaf.numel() for _, leaf in leaves_with_path]
+    offsets = list(itertools.accumulate([0] + sizes))
+    total = offsets[-1]
+    if groups is None:
+        return [str(i) for i in range(total)], torch.eye(total, dtype=torch.bool)
+    if not isinstance(groups, Mapping) or not groups:
+        raise TypeError(f"groups must be a non-empty mapping of name -> features, got {groups!r}")
+    keys = {}
+    for i, (path, _) in enumerate(leaves_with_path):
+        if len(path) == 1:
+            key = getattr(path[0], "key", getattr(path[0], "idx", None))
+            keys[key] = i
+    matrix = torch.zeros(len(groups), total, dtype=torch.bool)
+    for g, (name, members) in enumerate(groups.items()):
+        if isinstance(members, (str, int)) and not isinstance(members, bool) and members in keys:
+            leaf = keys[members]
+            members = range(offsets[leaf], offsets[leaf + 1])
+        elif (
+            isinstance(members, tuple)
+            and len(members) == 2
+            and not isinstance(members[0], bool)
+            and members[0] in keys
+            and isinstance(members[1], Sequence)
+        ):
+            leaf = keys[members[0]]
+            inner = _indices(members[1], sizes[leaf], f"groups[{name!r}]")
+            members = [offsets[leaf] + i for i in inner]
+        members = _indices(members, total, f"groups[{name!r}]")
+        if not members:
+            raise ValueError(f"groups[{name!r}] is empty")
+        clash = matrix[:, members].any(0)
+        if clash.any():
+            feature = members[int(clash.nonzero()[0])]
+            raise ValueError(f"feature {feature} is in groups[{name!r}] and in an earlier group")
+        matrix[g, members] = True
+    missing = (~matrix.any(0)).nonzero().flatten()
+    if missing.numel():
+        raise ValueError(
+            f"features {missing.tolist()[:10]} are in no group; groups must cover every "
+            f"one of the {total} features exactly once"
+        )
+    return [str(name) for name in groups], matrix
+
+
+def _indices(members: Any, size: int, name: str) -> list[int]:
+    if isinstance(members, torch.Tensor):
+        members = members.tolist()
+    if isinstance(members, (str, bytes)) or not isinstance(members, Sequence | range):
+        raise TypeError(
+            f"{name} must be a sequence of feature indices or a leaf key, got {members!r}"
+        )
+    out = []
+    for i in members:
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral) or not 0 <= i < size:
+            raise ValueError(f"{name} holds {i!r}, not a feature index in [0, {size})")
+        out.append(int(i))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} lists a feature twice: {out}")
+    return out
+
+
+def coalitions(n_groups: int) -> torch.Tensor:
+    """Every subset of ``G`` groups as a ``(2^G, G)`` boolean tensor (row k = bits of k)."""
+    k = torch.arange(2**n_groups)
+    return (k[:, None] >> torch.arange(n_groups)) & 1 == 1
+
+
+def shapley_weights(members: torch.Tensor) -> torch.Tensor:
+    """Coefficients ``C (K, G)`` with Shapley values ``phi = v @ C`` for coalition values ``v``.
+
+    .. math::
+
+        C_{S,g} = \\begin{cases} \\frac{(|S|-1)!\\,(G-|S|)!}{G!} & g \\in S \\\\
+                  -\\frac{|S|!\\,(G-|S|-1)!}{G!} & g \\notin S \\end{cases}
+    """
+    n_groups = members.shape[1]
+    size = members.sum(1)
+    table = torch.tensor(
+        [
+            [math.factorial(s) * math.factorial(n_groups - s - 1) / math.factorial(n_groups)]
+            for s in range(n_groups)
+        ],
+        dtype=torch.float64,
+    )[:, 0]
+    inside = table[(size - 1).clamp(min=0)][:, None].expand(-1, n_groups)
+    outside = -table[size.clamp(max=n_groups - 1)][:, None].expand(-1, n_groups)
+    return torch.where(members, inside, outside)

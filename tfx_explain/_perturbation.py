@@ -1,0 +1,163 @@
+"""Perturbation attributions: occlusion with sliding windows and feature-group ablation.
+
+Every perturbed row of every sample is built from one ``(K, D)`` mask tensor and
+evaluated in one batched call (chunked over samples by ``chunk_size``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils import _pytree as pytree
+
+from ._batching import check_values, lift, prepare
+from ._masks import flatten_sample, group_matrix, unflatten_rows, window_masks
+from ._targets import check_output, select_rows
+from ._validation import check_baseline
+
+__all__ = ["occlusion", "feature_ablation", "evaluate_rows", "first_sample"]
+
+
+def evaluate_rows(fn: Callable, x1: Any, t1: Any, b1: Any, keep: torch.Tensor) -> torch.Tensor:
+    """Explained outputs of one sample with features kept where ``keep`` is True.
+
+    Row ``r`` is ``x1`` where ``keep[r]`` and ``b1`` elsewhere: ``(R, D) -> (R,)`` or
+    ``(R, T)`` for ``(T,)`` targets.
+    """
+    rows = torch.where(keep, flatten_sample(x1), flatten_sample(b1))  # (R, D)
+    out = check_output(fn(unflatten_rows(rows, x1)), keep.shape[0])
+    return select_rows(out, t1)
+
+
+def _ablation_kernel(fn, x1, t1, b1, keep, share):
+    # keep: (K + 1, D), row 0 keeps everything; share: (K, D) spreads each drop onto features
+    values = evaluate_rows(fn, x1, t1, b1, keep)
+    drop = values[:1] - values[1:]  # (K,) or (K, T)
+    attr = torch.tensordot(drop, share, dims=([0], [0]))  # (D,) or (T, D)
+    return unflatten_rows(attr, x1), values
+
+
+def _ablate(fn, x, target, baseline, removed, share, chunk_size):
+    """Run the ablation kernel with ``removed (K, D)`` masks; ``share (K, D)`` weights."""
+    keep = torch.cat([torch.ones_like(removed[:1]), ~removed])  # (K + 1, D)
+    dtype = flatten_sample(first_sample(x)).dtype
+    share = share.to(dtype)
+
+    def kernel(x1, t1, b1):
+        return _ablation_kernel(fn, x1, t1, b1, keep, share)
+
+    attr, values = lift(kernel, target, chunk_size=chunk_size, n_batched=1, target_rows=True)(
+        x, target, baseline
+    )
+    check_values(values, "for a perturbed input")
+    return attr
+
+
+def first_sample(x: Any) -> Any:
+    """The first sample of a batch, ``(*F)`` leaves (for shapes and dtypes only)."""
+    return pytree.tree_map(lambda leaf: leaf[0], x)
+
+
+def occlusion(
+    fn: Callable,
+    x: torch.Tensor,
+    *,
+    window: int | tuple[int, ...],
+    stride: int | tuple[int, ...] = 1,
+    baseline: Any = 0.0,
+    target: Any = None,
+    chunk_size: int | None = None,
+) -> torch.Tensor:
+    """Occlusion: the output drop when a sliding window of features is set to the baseline.
+
+    .. math::
+
+        a_i(x) = \\frac{1}{|\\{k : i \\in W_k\\}|} \\sum_{k : i \\in W_k}
+            \\big(f_t(x) - f_t(x_{W_k \\leftarrow x'})\\big)
+
+    where :math:`W_k` are the windows of shape ``window`` placed every ``stride``
+    features, :math:`x_{W \\leftarrow x'}` is ``x`` with the features in ``W``
+    replaced by ``baseline``, and a feature covered by several windows gets the
+    mean of their drops. With ``window=1`` and a linear ``fn``,
+    :math:`a_i = w_i (x_i - x'_i)`.
+
+    Args:
+      fn: batched callable ``(B, *F) -> (B,)`` or ``(B, C)``.
+      x: input tensor ``(B, *F)``: tabular ``(B, F)``, sequences, images ``(B, C, H, W)``.
+      window: window shape, an int for 1-d features or a tuple of ``len(F)`` ints.
+      stride: step between windows, an int or a tuple; in every dim
+        ``F_d - window_d`` must be a multiple of ``stride_d``.
+      baseline: replacement value: a number (default 0.0) or a tensor broadcastable to ``x``.
+      target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
+      chunk_size: samples evaluated at once; each costs ``K + 1`` rows of ``fn``.
+
+    Returns:
+      Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
+
+    Example:
+      >>> import torch
+      >>> w = torch.tensor([1.0, -2.0, 3.0])
+      >>> occlusion(lambda x: x @ w, torch.tensor([[1.0, 1.0, 2.0]]), window=1)
+      tensor([[ 1., -2.,  6.]])
+
+    References:
+      Zeiler and Fergus, "Visualizing and Understanding Convolutional Networks", 2014.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            "occlusion slides windows over one tensor x; for a dict/tuple x use "
+            f"feature_ablation with groups (got {type(x).__name__})"
+        )
+    target, chunk_size = prepare(fn, x, target, chunk_size)
+    baseline = check_baseline(baseline, x)
+    masks = window_masks(tuple(x.shape[1:]), window, stride).flatten(1)  # (K, D)
+    share = masks / masks.sum(0, dtype=torch.float64)  # mean over the windows covering i
+    return _ablate(fn, x, target, baseline, masks, share, chunk_size)
+
+
+def feature_ablation(
+    fn: Callable,
+    x: Any,
+    *,
+    groups: Any,
+    baseline: Any = 0.0,
+    target: Any = None,
+    chunk_size: int | None = None,
+) -> Any:
+    """Feature ablation: the output drop when one group of features is set to the baseline.
+
+    .. math::
+
+        a_i(x) = \\frac{1}{|g(i)|}\\big(f_t(x) - f_t(x_{g(i) \\leftarrow x'})\\big)
+
+    where :math:`g(i)` is the group holding feature ``i``. The drop of a group is
+    shared evenly by its features, so summing a group's attributions (see
+    :func:`group_attributions`) gives back the group's drop.
+
+    Args:
+      fn: batched callable taking ``x``'s structure, returning ``(B,)`` or ``(B, C)``.
+      x: input ``(B, *F)`` or a dict/tuple of such tensors.
+      groups: mapping from group name to its features: flat feature indices (into
+        ``*F`` flattened, leaves concatenated in order), a leaf key of a dict/tuple
+        ``x`` for a whole leaf, or ``(leaf key, indices)``. The groups must cover
+        every feature exactly once. ``None``: one group per feature.
+      baseline: a number (default 0.0), or a tensor (pytree) broadcastable to ``x``.
+      target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
+      chunk_size: samples evaluated at once; each costs ``G + 1`` rows of ``fn``.
+
+    Returns:
+      Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
+
+    Example:
+      >>> import torch
+      >>> w = torch.tensor([1.0, 2.0, 3.0])
+      >>> feature_ablation(lambda x: x @ w, torch.ones(1, 3), groups={"a": [0], "bc": [1, 2]})
+      tensor([[1.0000, 2.5000, 2.5000]])
+    """
+    target, chunk_size = prepare(fn, x, target, chunk_size)
+    baseline = check_baseline(baseline, x)
+    _, members = group_matrix(groups, first_sample(x))  # (G, D)
+    share = members / members.sum(1, keepdim=True, dtype=torch.float64)
+    return _ablate(fn, x, target, baseline, members, share, chunk_size)
