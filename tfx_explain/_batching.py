@@ -18,7 +18,7 @@ from torch.utils import _pytree as pytree
 from ._targets import check_target, probe
 from ._validation import check_chunk_size, check_fn, check_inputs, is_transformed
 
-__all__ = ["prepare", "lift", "check_values", "per_target"]
+__all__ = ["prepare", "lift", "check_values", "per_target", "expand_targets"]
 
 
 def prepare(fn: Callable, x: Any, target: Any, chunk_size: Any) -> tuple[Any, int | None]:
@@ -28,6 +28,30 @@ def prepare(fn: Callable, x: Any, target: Any, chunk_size: Any) -> tuple[Any, in
     chunk_size = check_chunk_size(chunk_size)
     n_outputs = None if target is None else probe(fn, x)
     return check_target(target, batch, n_outputs), chunk_size
+
+
+def expand_targets(
+    target: torch.Tensor | None, *trees: Any
+) -> tuple[torch.Tensor | None, tuple[Any, ...], Callable]:
+    """Treat a ``(B, T)`` target as ``B * T`` single-target samples.
+
+    Returns:
+      ``(targets, trees, unexpand)``: targets ``None`` or ``(B * T,)``; each tree's
+      leaves repeated ``T`` times along dim 0; ``unexpand`` maps ``(B * T, ...)``
+      results back to ``(B, T, ...)``.
+    """
+    if target is None or target.ndim == 1:
+        return target, trees, lambda result: result
+    batch, n_targets = target.shape
+    repeated = tuple(
+        pytree.tree_map(lambda leaf: leaf.repeat_interleave(n_targets, dim=0), tree)
+        for tree in trees
+    )
+
+    def unexpand(result: Any) -> Any:
+        return pytree.tree_map(lambda r: r.reshape((batch, n_targets) + r.shape[1:]), result)
+
+    return target.reshape(-1), repeated, unexpand
 
 
 def lift(

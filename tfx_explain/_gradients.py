@@ -6,17 +6,21 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.func import grad_and_value
 from torch.utils import _pytree as pytree
 
-from ._batching import check_values, lift, per_target, prepare
-from ._targets import one_sample
+from ._batching import check_values, expand_targets, per_target, prepare
+from ._evaluate import check_vectorize, chunked, row_gradients
 
 __all__ = ["input_gradients", "gradient_x_input"]
 
 
 def input_gradients(
-    fn: Callable, x: Any, *, target: Any = None, chunk_size: int | None = None
+    fn: Callable,
+    x: Any,
+    *,
+    target: Any = None,
+    chunk_size: int | None = None,
+    vectorize: str = "vmap",
 ) -> Any:
     """Per-sample gradient of the explained output with respect to the input (signed saliency).
 
@@ -33,6 +37,9 @@ def input_gradients(
       target: ``None`` for ``(B,)`` outputs, an int, a LongTensor ``(B,)``, or a
         LongTensor ``(B, T)`` for T outputs per sample in one pass.
       chunk_size: samples evaluated at once (bounds memory); ``None`` for all.
+      vectorize: ``"vmap"`` (each row isolated by ``torch.func.vmap``) or
+        ``"batch"`` (one batched forward+backward; needs rows that ``fn`` treats
+        independently, works for ops without vmap batching rules).
 
     Returns:
       Gradients shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target), same dtype.
@@ -48,13 +55,24 @@ def input_gradients(
       Simonyan, Vedaldi and Zisserman, "Deep Inside Convolutional Networks", 2014.
     """
     target, chunk_size = prepare(fn, x, target, chunk_size)
-    grads, values = lift(grad_and_value(one_sample(fn)), target, chunk_size=chunk_size)(x, target)
+    vectorize = check_vectorize(vectorize)
+    targets, (rows,), unexpand = expand_targets(target, x)
+
+    def evaluate(r, t):
+        return row_gradients(fn, r, t, vectorize=vectorize)
+
+    grads, values = chunked(evaluate, chunk_size, rows, targets)
     check_values(values, "at x")
-    return grads
+    return unexpand(grads)
 
 
 def gradient_x_input(
-    fn: Callable, x: Any, *, target: Any = None, chunk_size: int | None = None
+    fn: Callable,
+    x: Any,
+    *,
+    target: Any = None,
+    chunk_size: int | None = None,
+    vectorize: str = "vmap",
 ) -> Any:
     """Gradient times input: the first-order Taylor contribution of each feature.
 
@@ -77,7 +95,7 @@ def gradient_x_input(
       Shrikumar et al., "Not Just a Black Box: Learning Important Features
       Through Propagating Activation Differences", 2016.
     """
-    grads = input_gradients(fn, x, target=target, chunk_size=chunk_size)
+    grads = input_gradients(fn, x, target=target, chunk_size=chunk_size, vectorize=vectorize)
     target_axis = isinstance(target, torch.Tensor) and target.ndim == 2
     inputs = per_target(x, target if target_axis else None)
     return pytree.tree_map(torch.mul, inputs, grads)

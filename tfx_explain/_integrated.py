@@ -9,9 +9,10 @@ import torch
 from torch.func import grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
-from ._batching import check_values, lift, per_target, prepare
+from ._batching import check_values, expand_targets, per_target, prepare
+from ._evaluate import check_vectorize, chunked, row_gradients
 from ._quadrature import RULES, quadrature
-from ._targets import one_sample, select_batch
+from ._targets import select_batch
 from ._validation import check_baseline, check_choice, check_positive_int, is_transformed
 
 __all__ = [
@@ -50,6 +51,7 @@ def integrated_gradients(
     steps: int = 50,
     rule: str = "gauss_legendre",
     chunk_size: int | None = None,
+    vectorize: str = "vmap",
 ) -> Any:
     """Integrated gradients along the straight path from ``baseline`` to ``x``.
 
@@ -76,6 +78,8 @@ def integrated_gradients(
       rule: ``"gauss_legendre"`` (default), ``"riemann_left"``, ``"riemann_right"``,
         ``"riemann_middle"`` or ``"riemann_trapezoid"``.
       chunk_size: samples evaluated at once; memory grows with ``chunk_size * S``.
+      vectorize: ``"vmap"`` (rows isolated by vmap) or ``"batch"`` (one batched
+        forward+backward over all path points; see :func:`input_gradients`).
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -91,23 +95,44 @@ def integrated_gradients(
       Sundararajan, Taly and Yan, "Axiomatic Attribution for Deep Networks", 2017.
     """
     target, chunk_size = prepare(fn, x, target, chunk_size)
+    vectorize = check_vectorize(vectorize)
     baseline = check_baseline(baseline, x)
     alphas, weights = quadrature(rule, steps)
-    attr, values = _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size)
+    attr, values = _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize)
     check_values(values, "on the path from baseline to x")
     return attr
 
 
-def _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size):
-    kernel = _bind(ig_kernel, one_sample(fn), alphas, weights)
-    return lift(kernel, target, chunk_size=chunk_size, n_batched=1)(x, target, baseline)
+def _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize):
+    targets, (x, baseline), unexpand = expand_targets(target, x, baseline)
+
+    def evaluate(x, t, b):
+        return _ig_samples(fn, x, t, b, alphas, weights, vectorize)
+
+    attr, values = chunked(evaluate, chunk_size, x, targets, baseline)
+    return unexpand(attr), values
 
 
-def _bind(kernel: Callable, f1: Callable, *constants: Any) -> Callable:
-    def bound(x1: Any, t1: Any, *args: Any) -> Any:
-        return kernel(f1, x1, t1, *args, *constants)
+def _ig_samples(fn, x, t, b, alphas, weights, vectorize):
+    """Integrated gradients of ``n`` samples: every path point is one row of one call."""
+    steps = alphas.shape[0]
+    delta = pytree.tree_map(torch.sub, x, b)
 
-    return bound
+    def points(leaf_b: torch.Tensor, leaf_d: torch.Tensor) -> torch.Tensor:
+        # (n, *F) -> (n, S, *F) -> (n S, *F)
+        a = alphas.to(leaf_d.dtype).reshape((1, steps) + (1,) * (leaf_d.ndim - 1))
+        return (leaf_b.unsqueeze(1) + a * leaf_d.unsqueeze(1)).flatten(0, 1)
+
+    path = pytree.tree_map(points, b, delta)
+    t_rows = None if t is None else t.repeat_interleave(steps)
+    grads, values = row_gradients(fn, path, t_rows, vectorize=vectorize)
+
+    def integrate(leaf_d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        # (n S, *F) -> (n, S, *F); sum_s w_s g_s -> (n, *F)
+        g = g.reshape((leaf_d.shape[0], steps) + leaf_d.shape[1:])
+        return leaf_d * torch.tensordot(g, weights.to(g.dtype), dims=([1], [0]))
+
+    return pytree.tree_map(integrate, delta, grads), values
 
 
 def completeness_gap(
@@ -182,6 +207,7 @@ def adaptive_integrated_gradients(
     max_steps: int = 512,
     rule: str = "gauss_legendre",
     chunk_size: int | None = None,
+    vectorize: str = "vmap",
 ) -> AdaptiveResult:
     """Integrated gradients with per-sample step counts chosen to meet a completeness tolerance.
 
@@ -197,7 +223,7 @@ def adaptive_integrated_gradients(
     depends on data, this function works on plain tensors only (not under vmap/grad).
 
     Args:
-      fn, x, baseline, rule, chunk_size: as in :func:`integrated_gradients`.
+      fn, x, baseline, rule, chunk_size, vectorize: as in :func:`integrated_gradients`.
       target: ``None``, int or LongTensor ``(B,)``.
       tol: tolerance on ``|gap|`` (> 0).
       start_steps: first step count ``S_0 >= 1`` (``>= 2`` for the trapezoid rule).
@@ -224,6 +250,7 @@ def adaptive_integrated_gradients(
     start_steps = check_positive_int(start_steps, "start_steps")
     max_steps = check_positive_int(max_steps, "max_steps", minimum=start_steps)
     target, chunk_size = prepare(fn, x, target, chunk_size)
+    vectorize = check_vectorize(vectorize)
     if target is not None and target.ndim == 2:
         raise ValueError("target must be None, an int or a LongTensor (B,) here, got (B, T)")
     baseline = check_baseline(baseline, x)
@@ -239,7 +266,7 @@ def adaptive_integrated_gradients(
         pick = pytree.tree_map(lambda leaf, i=todo: leaf[i], (x, baseline))
         t = None if target is None else target[todo]
         alphas, weights = quadrature(rule, steps)
-        part, values = _batched_ig(fn, pick[0], t, pick[1], alphas, weights, chunk_size)
+        part, values = _batched_ig(fn, pick[0], t, pick[1], alphas, weights, chunk_size, vectorize)
         check_values(values, "on the path from baseline to x")
         part_gap = _total(part) - change[todo]
         for leaf, new in zip(pytree.tree_leaves(attr), pytree.tree_leaves(part), strict=True):

@@ -7,6 +7,7 @@ tensors built once per call and shared by every sample.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
@@ -17,6 +18,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 __all__ = [
+    "common_dtype",
     "flatten_sample",
     "unflatten_rows",
     "window_masks",
@@ -24,6 +26,11 @@ __all__ = [
     "coalitions",
     "shapley_weights",
 ]
+
+
+def common_dtype(x: Any) -> torch.dtype:
+    """The dtype that holds every leaf of ``x`` (the dtype of the flat feature vector)."""
+    return functools.reduce(torch.promote_types, [leaf.dtype for leaf in pytree.tree_leaves(x)])
 
 
 def flatten_sample(x1: Any) -> torch.Tensor:

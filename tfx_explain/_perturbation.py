@@ -12,45 +12,55 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-from ._batching import check_values, lift, prepare
-from ._masks import flatten_sample, group_matrix, unflatten_rows, window_masks
-from ._targets import check_output, select_rows
+from ._batching import check_values, prepare
+from ._evaluate import check_vectorize, chunked, row_values, rows_of
+from ._masks import common_dtype, group_matrix, unflatten_rows, window_masks
 from ._validation import check_baseline
 
-__all__ = ["occlusion", "feature_ablation", "evaluate_rows", "first_sample"]
+__all__ = ["occlusion", "feature_ablation", "perturbed_values", "flatten_batch", "first_sample"]
 
 
-def evaluate_rows(fn: Callable, x1: Any, t1: Any, b1: Any, keep: torch.Tensor) -> torch.Tensor:
-    """Explained outputs of one sample with features kept where ``keep`` is True.
+def perturbed_values(
+    fn: Callable, x: Any, t: Any, b: Any, keep: torch.Tensor, *, vectorize: str
+) -> torch.Tensor:
+    """Explained outputs of ``n`` samples with features kept where ``keep`` is True.
 
-    Row ``r`` is ``x1`` where ``keep[r]`` and ``b1`` elsewhere: ``(R, D) -> (R,)`` or
-    ``(R, T)`` for ``(T,)`` targets.
+    Row ``r`` of a sample is the sample where ``keep[r]`` and the baseline elsewhere.
+
+    Args:
+      x, b: pytrees of ``(n, *F)`` samples and baselines.
+      t: ``None``, ``(n,)`` or ``(n, T)`` targets.
+      keep: ``(R, D)`` boolean masks over the ``D`` flat features.
+
+    Returns:
+      ``(n, R)``, or ``(n, R, T)`` for ``(n, T)`` targets.
     """
-    rows = torch.where(keep, flatten_sample(x1), flatten_sample(b1))  # (R, D)
-    out = check_output(fn(unflatten_rows(rows, x1)), keep.shape[0])
-    return select_rows(out, t1)
+    n, n_rows = rows_of(x), keep.shape[0]
+    # (n, 1, D) where (R, D) -> (n, R, D) -> (n R, D)
+    rows = torch.where(keep, flatten_batch(x).unsqueeze(1), flatten_batch(b).unsqueeze(1))
+    rows = unflatten_rows(rows.flatten(0, 1), first_sample(x))
+    t_rows = None if t is None else t.repeat_interleave(n_rows, dim=0)
+    values = row_values(fn, rows, t_rows, vectorize=vectorize)
+    return values.reshape((n, n_rows) + values.shape[1:])
 
 
-def _ablation_kernel(fn, x1, t1, b1, keep, share):
-    # keep: (K + 1, D), row 0 keeps everything; share: (K, D) spreads each drop onto features
-    values = evaluate_rows(fn, x1, t1, b1, keep)
-    drop = values[:1] - values[1:]  # (K,) or (K, T)
-    attr = torch.tensordot(drop, share, dims=([0], [0]))  # (D,) or (T, D)
-    return unflatten_rows(attr, x1), values
+def flatten_batch(x: Any) -> torch.Tensor:
+    """Samples' leaves flattened and concatenated: ``(n, D)``."""
+    return torch.cat([leaf.flatten(1) for leaf in pytree.tree_leaves(x)], dim=1)
 
 
-def _ablate(fn, x, target, baseline, removed, share, chunk_size):
-    """Run the ablation kernel with ``removed (K, D)`` masks; ``share (K, D)`` weights."""
+def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize):
+    """Drops of ``removed (K, D)`` masks, spread onto features by ``share (K, D)``."""
     keep = torch.cat([torch.ones_like(removed[:1]), ~removed])  # (K + 1, D)
-    dtype = flatten_sample(first_sample(x)).dtype
-    share = share.to(dtype)
+    share = share.to(common_dtype(x))
 
-    def kernel(x1, t1, b1):
-        return _ablation_kernel(fn, x1, t1, b1, keep, share)
+    def evaluate(x, t, b):
+        values = perturbed_values(fn, x, t, b, keep, vectorize=vectorize)  # (n, K + 1[, T])
+        drop = values[:, :1] - values[:, 1:]  # (n, K[, T])
+        attr = torch.tensordot(drop, share, dims=([1], [0]))  # (n[, T], D)
+        return unflatten_rows(attr, first_sample(x)), values
 
-    attr, values = lift(kernel, target, chunk_size=chunk_size, n_batched=1, target_rows=True)(
-        x, target, baseline
-    )
+    attr, values = chunked(evaluate, chunk_size, x, target, baseline)
     check_values(values, "for a perturbed input")
     return attr
 
@@ -69,6 +79,7 @@ def occlusion(
     baseline: Any = 0.0,
     target: Any = None,
     chunk_size: int | None = None,
+    vectorize: str = "vmap",
 ) -> torch.Tensor:
     """Occlusion: the output drop when a sliding window of features is set to the baseline.
 
@@ -92,6 +103,7 @@ def occlusion(
       baseline: replacement value: a number (default 0.0) or a tensor broadcastable to ``x``.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``K + 1`` rows of ``fn``.
+      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -114,7 +126,7 @@ def occlusion(
     baseline = check_baseline(baseline, x)
     masks = window_masks(tuple(x.shape[1:]), window, stride).flatten(1)  # (K, D)
     share = masks / masks.sum(0, dtype=torch.float64)  # mean over the windows covering i
-    return _ablate(fn, x, target, baseline, masks, share, chunk_size)
+    return _ablate(fn, x, target, baseline, masks, share, chunk_size, check_vectorize(vectorize))
 
 
 def feature_ablation(
@@ -125,6 +137,7 @@ def feature_ablation(
     baseline: Any = 0.0,
     target: Any = None,
     chunk_size: int | None = None,
+    vectorize: str = "vmap",
 ) -> Any:
     """Feature ablation: the output drop when one group of features is set to the baseline.
 
@@ -146,6 +159,7 @@ def feature_ablation(
       baseline: a number (default 0.0), or a tensor (pytree) broadcastable to ``x``.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``G + 1`` rows of ``fn``.
+      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -160,4 +174,4 @@ def feature_ablation(
     baseline = check_baseline(baseline, x)
     _, members = group_matrix(groups, first_sample(x))  # (G, D)
     share = members / members.sum(1, keepdim=True, dtype=torch.float64)
-    return _ablate(fn, x, target, baseline, members, share, chunk_size)
+    return _ablate(fn, x, target, baseline, members, share, chunk_size, check_vectorize(vectorize))

@@ -7,9 +7,10 @@ from typing import Any
 
 import torch
 
-from ._batching import check_values, lift, prepare
-from ._masks import coalitions, flatten_sample, group_matrix, shapley_weights, unflatten_rows
-from ._perturbation import evaluate_rows, first_sample
+from ._batching import check_values, prepare
+from ._evaluate import check_vectorize, chunked
+from ._masks import coalitions, common_dtype, group_matrix, shapley_weights, unflatten_rows
+from ._perturbation import first_sample, perturbed_values
 from ._validation import check_baseline, check_positive_int
 
 __all__ = ["shapley_values", "MAX_EXACT_GROUPS"]
@@ -51,6 +52,7 @@ def shapley_values(
     generator: torch.Generator | None = None,
     target: Any = None,
     chunk_size: int | None = None,
+    vectorize: str = "vmap",
 ) -> Any:
     """Shapley values of feature groups, with absent groups set to the baseline.
 
@@ -77,6 +79,7 @@ def shapley_values(
       generator: random source for the permutations.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``2^G`` (or ``P (G + 1)``) rows.
+      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -92,6 +95,7 @@ def shapley_values(
       "Polynomial calculation of the Shapley value based on sampling", 2009.
     """
     target, chunk_size = prepare(fn, x, target, chunk_size)
+    vectorize = check_vectorize(vectorize)
     baseline = check_baseline(baseline, x)
     sample = first_sample(x)
     _, members = group_matrix(groups, sample)  # (G, D)
@@ -113,18 +117,16 @@ def shapley_values(
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {generator!r}")
         present, coef = _permutation_design(n_groups, n_permutations, generator)
-    dtype = flatten_sample(sample).dtype
+    dtype = common_dtype(x)
     keep = present.to(torch.float64) @ members.to(torch.float64) > 0  # (K, D)
     coef = coef.to(dtype)
     share = (members / members.sum(1, keepdim=True, dtype=torch.float64)).to(dtype)  # (G, D)
 
-    def kernel(x1, t1, b1):
-        values = evaluate_rows(fn, x1, t1, b1, keep)  # (K,) or (K, T)
-        phi = torch.tensordot(values, coef, dims=([0], [0]))  # (G,) or (T, G)
-        return unflatten_rows(phi @ share, x1), values
+    def evaluate(x, t, b):
+        values = perturbed_values(fn, x, t, b, keep, vectorize=vectorize)  # (n, K[, T])
+        phi = torch.tensordot(values, coef, dims=([1], [0]))  # (n[, T], G)
+        return unflatten_rows(phi @ share, sample), values
 
-    attr, values = lift(kernel, target, chunk_size=chunk_size, n_batched=1, target_rows=True)(
-        x, target, baseline
-    )
+    attr, values = chunked(evaluate, chunk_size, x, target, baseline)
     check_values(values, "for a coalition input")
     return attr

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.func import grad_and_value, vmap
+from torch.func import vmap
 from torch.utils import _pytree as pytree
 
-from ._batching import check_values, lift, prepare
-from ._targets import one_sample
+from ._batching import check_values, expand_targets, prepare
+from ._evaluate import check_vectorize, chunked, row_gradients
 from ._validation import check_inputs, check_positive_int, leaf_names
 
 __all__ = ["smoothgrad", "expected_gradients"]
@@ -83,16 +83,23 @@ def smoothgrad(
     return smoothed
 
 
-def _eg_kernel(f1, x1, t1, refs, alphas):
-    # refs: (N, *F) reference points, alphas: (N,) path positions for this sample
-    delta = pytree.tree_map(lambda x, r: x - r, x1, refs)
+def _eg_samples(fn, x, t, refs, alphas, vectorize):
+    """Expected gradients of ``n`` samples; ``refs (n, N, *F)``, ``alphas (n, N)``."""
+    n_draws = alphas.shape[1]
 
-    def point(r, d):
-        return r + alphas.reshape((-1,) + (1,) * (d.ndim - 1)).to(d.dtype) * d
+    def points(leaf_x, leaf_r):
+        # (n, 1, *F) - (n, N, *F) -> (n, N, *F) -> (n N, *F)
+        delta = leaf_x.unsqueeze(1) - leaf_r
+        a = alphas.to(delta.dtype).reshape(alphas.shape + (1,) * (delta.ndim - 2))
+        return delta, (leaf_r + a * delta).flatten(0, 1)
 
-    points = pytree.tree_map(point, refs, delta)
-    grads, values = vmap(grad_and_value(f1), in_dims=(0, None))(points, t1)
-    return pytree.tree_map(lambda d, g: (d * g).mean(0), delta, grads), values
+    pairs = pytree.tree_map(points, x, refs)
+    delta = pytree.tree_map(lambda p: p[0], pairs, is_leaf=lambda p: isinstance(p, tuple))
+    rows = pytree.tree_map(lambda p: p[1], pairs, is_leaf=lambda p: isinstance(p, tuple))
+    t_rows = None if t is None else t.repeat_interleave(n_draws)
+    grads, values = row_gradients(fn, rows, t_rows, vectorize=vectorize)
+    attr = pytree.tree_map(lambda d, g: (d * g.reshape(d.shape)).mean(1), delta, grads)
+    return attr, values
 
 
 def expected_gradients(
@@ -104,6 +111,7 @@ def expected_gradients(
     generator: torch.Generator | None = None,
     target: Any = None,
     chunk_size: int | None = None,
+    vectorize: str = "vmap",
 ) -> Any:
     """Expected gradients: integrated gradients averaged over a baseline distribution.
 
@@ -127,6 +135,7 @@ def expected_gradients(
       generator: ``torch.Generator`` for the draws.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``N`` rows of ``fn``.
+      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -143,6 +152,7 @@ def expected_gradients(
       attribution priors and expected gradients", 2021; Lundberg and Lee, 2017.
     """
     target, chunk_size = prepare(fn, x, target, chunk_size)
+    vectorize = check_vectorize(vectorize)
     n_samples = check_positive_int(n_samples, "n_samples")
     _check_generator(generator)
     n_refs = check_inputs(baselines, "baselines")
@@ -161,9 +171,11 @@ def expected_gradients(
     alphas = torch.rand((batch, n_samples), generator=generator, dtype=torch.float64)
     refs = pytree.tree_map(lambda b, leaf: b.to(leaf.dtype)[index], baselines, x)  # (B, N, *F)
 
-    def kernel(x1, t1, refs1, alphas1):
-        return _eg_kernel(one_sample(fn), x1, t1, refs1, alphas1)
+    targets, (x, refs, alphas), unexpand = expand_targets(target, x, refs, alphas)
 
-    attr, values = lift(kernel, target, chunk_size=chunk_size, n_batched=2)(x, target, refs, alphas)
+    def evaluate(x, t, refs, alphas):
+        return _eg_samples(fn, x, t, refs, alphas, vectorize)
+
+    attr, values = chunked(evaluate, chunk_size, x, targets, refs, alphas)
     check_values(values, "between a baseline and x")
-    return attr
+    return unexpand(attr)

@@ -1,0 +1,141 @@
+"""Evaluating ``fn`` on the rows a method builds: the only place methods call ``fn``.
+
+Every method turns each sample into rows (path points, perturbed copies), asks for
+their explained outputs (and gradients), and combines them per sample. The rows of
+all samples of a chunk are evaluated together, in one of two ways:
+
+- ``vectorize="vmap"`` (default): ``fn`` sees one row at a time through
+  ``torch.func.vmap``, so a row's result cannot depend on any other row, whatever
+  ``fn`` does. Every op of ``fn`` needs a vmap batching rule to be fast.
+- ``vectorize="batch"``: ``fn`` gets all rows as one batch and, for gradients, one
+  backward pass of the summed outputs. This is exactly the plain forward+backward
+  cost, and works for ops without batching rules (e.g. the fused attention kernel
+  of ``nn.MultiheadAttention``), but it is only correct when ``fn`` treats rows
+  independently (true of eval-mode models; check yours with
+  ``tfx_explain.testing.axioms.batch_dependence``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.func import grad, grad_and_value, vmap
+from torch.utils import _pytree as pytree
+
+from ._targets import check_output, one_sample, select_batch
+from ._validation import check_choice
+
+__all__ = ["VECTORIZE", "check_vectorize", "row_values", "row_gradients", "chunked", "rows_of"]
+
+VECTORIZE = ("vmap", "batch")
+
+
+def check_vectorize(vectorize: Any) -> str:
+    return check_choice(vectorize, "vectorize", VECTORIZE)
+
+
+def rows_of(tree: Any) -> int:
+    return pytree.tree_leaves(tree)[0].shape[0]
+
+
+def row_values(fn: Callable, rows: Any, t_rows: Any, *, vectorize: str) -> torch.Tensor:
+    """Explained outputs of ``N`` rows: ``(N, *F) -> (N,)``, or ``(N, T)`` for (N, T) targets."""
+    n = rows_of(rows)
+    if vectorize == "batch":
+        out = check_output(fn(rows), n)
+    else:
+
+        def f1(r1: Any) -> torch.Tensor:  # (*F) -> () or (C,)
+            return check_output(fn(pytree.tree_map(lambda leaf: leaf.unsqueeze(0), r1)), 1)[0]
+
+        with _fallback_warning():
+            out = vmap(f1)(rows)
+    return select_batch(out, t_rows)
+
+
+def row_gradients(
+    fn: Callable, rows: Any, t_rows: torch.Tensor | None, *, vectorize: str
+) -> tuple[Any, torch.Tensor]:
+    """Gradients and values of the explained output of each row.
+
+    Args:
+      rows: pytree of ``(N, *F)`` rows.
+      t_rows: ``None`` or a ``(N,)`` LongTensor (one target per row).
+
+    Returns:
+      ``(grads, values)``: grads shaped like ``rows``, values ``(N,)``.
+    """
+    if vectorize == "batch":
+        n = rows_of(rows)
+
+        def total(r: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            values = select_batch(check_output(fn(r), n), t_rows)
+            return values.sum(), values
+
+        return grad(total, has_aux=True)(rows)
+    with _fallback_warning():
+        return vmap(grad_and_value(one_sample(fn)), in_dims=(0, None if t_rows is None else 0))(
+            rows, t_rows
+        )
+
+
+class SlowVmapWarning(UserWarning):
+    """``fn`` uses ops without vmap batching rules; ``vectorize="batch"`` avoids the slow path."""
+
+
+@contextlib.contextmanager
+def _fallback_warning() -> Iterator[None]:
+    """Turn torch's per-op vmap fallback notices into one actionable warning."""
+    toggle = getattr(torch._C._functorch, "_set_vmap_fallback_warning_enabled", None)
+    if toggle is None or torch.compiler.is_compiling():
+        yield
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        toggle(True)
+        try:
+            yield
+        finally:
+            toggle(False)
+    slow = sorted(
+        {
+            str(w.message).split("batching rule for ")[1].split(".")[0]
+            for w in caught
+            if "batching rule for " in str(w.message)
+        }
+    )
+    for w in caught:
+        if "batching rule for " not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if slow:
+        warnings.warn(
+            f"fn uses ops without vmap batching rules ({', '.join(slow)}), which run one row "
+            "at a time under vectorize='vmap'; if fn treats rows independently (an eval-mode "
+            "model does), pass vectorize='batch' for full speed",
+            SlowVmapWarning,
+            stacklevel=4,
+        )
+
+
+def chunked(fun: Callable, chunk_size: int | None, *args: Any) -> Any:
+    """Apply ``fun`` to consecutive chunks of ``chunk_size`` samples and concatenate.
+
+    ``args`` are pytrees of tensors with a leading sample dimension, or ``None``.
+    """
+    n = rows_of([a for a in args if a is not None])
+    if chunk_size is None or chunk_size >= n:
+        return fun(*args)
+    parts = [
+        fun(
+            *(
+                None if a is None else pytree.tree_map(lambda t, s=start: t[s : s + chunk_size], a)
+                for a in args
+            )
+        )
+        for start in range(0, n, chunk_size)
+    ]
+    return pytree.tree_map(lambda *ts: torch.cat(ts), *parts)
