@@ -29,7 +29,17 @@ from torch.utils import _pytree as pytree
 from ._targets import check_output, one_sample, select_batch
 from ._validation import check_choice
 
-__all__ = ["VECTORIZE", "check_vectorize", "row_values", "row_gradients", "chunked", "rows_of"]
+__all__ = [
+    "VECTORIZE",
+    "CompileFallbackWarning",
+    "SlowVmapWarning",
+    "check_vectorize",
+    "chunked",
+    "compiled",
+    "row_gradients",
+    "row_values",
+    "rows_of",
+]
 
 VECTORIZE = ("vmap", "batch")
 
@@ -139,3 +149,43 @@ def chunked(fun: Callable, chunk_size: int | None, *args: Any) -> Any:
         for start in range(0, n, chunk_size)
     ]
     return pytree.tree_map(lambda *ts: torch.cat(ts), *parts)
+
+
+class CompileFallbackWarning(UserWarning):
+    """``torch.compile`` failed on a method's kernel; the method ran eagerly instead."""
+
+
+_COMPILED: dict[Callable, Callable] = {}
+
+
+def compiled(impl: Callable, compile: bool) -> Callable:
+    """``impl`` itself, or its ``torch.compile`` version with a fallback to eager.
+
+    One compiled wrapper exists per kernel; torch.compile caches its graphs per
+    ``fn`` and input shape (guards) and recompiles for a new one. If compiling or
+    running the compiled kernel fails, the call is repeated eagerly: a genuine
+    error of ``fn`` or the inputs is then raised from the eager run, and otherwise
+    a :class:`CompileFallbackWarning` says why compilation was abandoned.
+    """
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile must be True or False, got {compile!r}")
+    if not compile:
+        return impl
+    if impl not in _COMPILED:
+        _COMPILED[impl] = torch.compile(impl, dynamic=False)
+    fast = _COMPILED[impl]
+
+    def run(*args: Any) -> Any:
+        try:
+            return fast(*args)
+        except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
+            result = impl(*args)
+            warnings.warn(
+                f"torch.compile failed on {impl.__name__} ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); ran eagerly instead",
+                CompileFallbackWarning,
+                stacklevel=3,
+            )
+            return result
+
+    return run

@@ -9,7 +9,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from ._batching import check_values, expand_targets, per_target, prepare
-from ._evaluate import check_vectorize, chunked, row_gradients
+from ._evaluate import check_vectorize, chunked, compiled, row_gradients
 
 __all__ = ["input_gradients", "gradient_x_input"]
 
@@ -21,6 +21,7 @@ def input_gradients(
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "vmap",
+    compile: bool = False,
 ) -> Any:
     """Per-sample gradient of the explained output with respect to the input (signed saliency).
 
@@ -40,6 +41,8 @@ def input_gradients(
       vectorize: ``"vmap"`` (each row isolated by ``torch.func.vmap``) or
         ``"batch"`` (one batched forward+backward; needs rows that ``fn`` treats
         independently, works for ops without vmap batching rules).
+      compile: run the kernel through ``torch.compile`` (compiled once per ``fn``
+        and input shape, falling back to eager with a warning on failure).
 
     Returns:
       Gradients shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target), same dtype.
@@ -58,12 +61,18 @@ def input_gradients(
     vectorize = check_vectorize(vectorize)
     targets, (rows,), unexpand = expand_targets(target, x)
 
+    kernel = compiled(_gradient_rows, compile)
+
     def evaluate(r, t):
-        return row_gradients(fn, r, t, vectorize=vectorize)
+        return kernel(fn, r, t, vectorize)
 
     grads, values = chunked(evaluate, chunk_size, rows, targets)
     check_values(values, "at x")
     return unexpand(grads)
+
+
+def _gradient_rows(fn, rows, t, vectorize):
+    return row_gradients(fn, rows, t, vectorize=vectorize)
 
 
 def gradient_x_input(
@@ -73,6 +82,7 @@ def gradient_x_input(
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "vmap",
+    compile: bool = False,
 ) -> Any:
     """Gradient times input: the first-order Taylor contribution of each feature.
 
@@ -95,7 +105,9 @@ def gradient_x_input(
       Shrikumar et al., "Not Just a Black Box: Learning Important Features
       Through Propagating Activation Differences", 2016.
     """
-    grads = input_gradients(fn, x, target=target, chunk_size=chunk_size, vectorize=vectorize)
+    grads = input_gradients(
+        fn, x, target=target, chunk_size=chunk_size, vectorize=vectorize, compile=compile
+    )
     target_axis = isinstance(target, torch.Tensor) and target.ndim == 2
     inputs = per_target(x, target if target_axis else None)
     return pytree.tree_map(torch.mul, inputs, grads)

@@ -10,7 +10,7 @@ from torch.func import grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
 from ._batching import check_values, expand_targets, per_target, prepare
-from ._evaluate import check_vectorize, chunked, row_gradients
+from ._evaluate import check_vectorize, chunked, compiled, row_gradients
 from ._quadrature import RULES, quadrature
 from ._targets import select_batch
 from ._validation import check_baseline, check_choice, check_positive_int, is_transformed
@@ -52,6 +52,7 @@ def integrated_gradients(
     rule: str = "gauss_legendre",
     chunk_size: int | None = None,
     vectorize: str = "vmap",
+    compile: bool = False,
 ) -> Any:
     """Integrated gradients along the straight path from ``baseline`` to ``x``.
 
@@ -80,6 +81,8 @@ def integrated_gradients(
       chunk_size: samples evaluated at once; memory grows with ``chunk_size * S``.
       vectorize: ``"vmap"`` (rows isolated by vmap) or ``"batch"`` (one batched
         forward+backward over all path points; see :func:`input_gradients`).
+      compile: run the path kernel through ``torch.compile`` (compiled once per
+        ``fn`` and input shape, falling back to eager with a warning on failure).
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -98,16 +101,19 @@ def integrated_gradients(
     vectorize = check_vectorize(vectorize)
     baseline = check_baseline(baseline, x)
     alphas, weights = quadrature(rule, steps)
-    attr, values = _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize)
+    attr, values = _batched_ig(
+        fn, x, target, baseline, alphas, weights, chunk_size, vectorize, compile
+    )
     check_values(values, "on the path from baseline to x")
     return attr
 
 
-def _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize):
+def _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize, compile=False):
     targets, (x, baseline), unexpand = expand_targets(target, x, baseline)
+    kernel = compiled(_ig_samples, compile)
 
     def evaluate(x, t, b):
-        return _ig_samples(fn, x, t, b, alphas, weights, vectorize)
+        return kernel(fn, x, t, b, alphas, weights, vectorize)
 
     attr, values = chunked(evaluate, chunk_size, x, targets, baseline)
     return unexpand(attr), values

@@ -13,7 +13,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from ._batching import check_values, prepare
-from ._evaluate import check_vectorize, chunked, row_values, rows_of
+from ._evaluate import check_vectorize, chunked, compiled, row_values, rows_of
 from ._masks import common_dtype, group_matrix, unflatten_rows, window_masks
 from ._validation import check_baseline
 
@@ -49,16 +49,21 @@ def flatten_batch(x: Any) -> torch.Tensor:
     return torch.cat([leaf.flatten(1) for leaf in pytree.tree_leaves(x)], dim=1)
 
 
-def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize):
+def _ablation_samples(fn, x, t, b, keep, share, vectorize):
+    values = perturbed_values(fn, x, t, b, keep, vectorize=vectorize)  # (n, K + 1[, T])
+    drop = values[:, :1] - values[:, 1:]  # (n, K[, T])
+    attr = torch.tensordot(drop, share, dims=([1], [0]))  # (n[, T], D)
+    return unflatten_rows(attr, first_sample(x)), values
+
+
+def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize, compile):
     """Drops of ``removed (K, D)`` masks, spread onto features by ``share (K, D)``."""
     keep = torch.cat([torch.ones_like(removed[:1]), ~removed])  # (K + 1, D)
     share = share.to(common_dtype(x))
+    kernel = compiled(_ablation_samples, compile)
 
     def evaluate(x, t, b):
-        values = perturbed_values(fn, x, t, b, keep, vectorize=vectorize)  # (n, K + 1[, T])
-        drop = values[:, :1] - values[:, 1:]  # (n, K[, T])
-        attr = torch.tensordot(drop, share, dims=([1], [0]))  # (n[, T], D)
-        return unflatten_rows(attr, first_sample(x)), values
+        return kernel(fn, x, t, b, keep, share, vectorize)
 
     attr, values = chunked(evaluate, chunk_size, x, target, baseline)
     check_values(values, "for a perturbed input")
@@ -80,6 +85,7 @@ def occlusion(
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "vmap",
+    compile: bool = False,
 ) -> torch.Tensor:
     """Occlusion: the output drop when a sliding window of features is set to the baseline.
 
@@ -104,6 +110,7 @@ def occlusion(
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``K + 1`` rows of ``fn``.
       vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -126,7 +133,9 @@ def occlusion(
     baseline = check_baseline(baseline, x)
     masks = window_masks(tuple(x.shape[1:]), window, stride).flatten(1)  # (K, D)
     share = masks / masks.sum(0, dtype=torch.float64)  # mean over the windows covering i
-    return _ablate(fn, x, target, baseline, masks, share, chunk_size, check_vectorize(vectorize))
+    return _ablate(
+        fn, x, target, baseline, masks, share, chunk_size, check_vectorize(vectorize), compile
+    )
 
 
 def feature_ablation(
@@ -138,6 +147,7 @@ def feature_ablation(
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "vmap",
+    compile: bool = False,
 ) -> Any:
     """Feature ablation: the output drop when one group of features is set to the baseline.
 
@@ -160,6 +170,7 @@ def feature_ablation(
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``G + 1`` rows of ``fn``.
       vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -174,4 +185,6 @@ def feature_ablation(
     baseline = check_baseline(baseline, x)
     _, members = group_matrix(groups, first_sample(x))  # (G, D)
     share = members / members.sum(1, keepdim=True, dtype=torch.float64)
-    return _ablate(fn, x, target, baseline, members, share, chunk_size, check_vectorize(vectorize))
+    return _ablate(
+        fn, x, target, baseline, members, share, chunk_size, check_vectorize(vectorize), compile
+    )

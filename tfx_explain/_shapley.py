@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ._batching import check_values, prepare
-from ._evaluate import check_vectorize, chunked
+from ._evaluate import check_vectorize, chunked, compiled
 from ._masks import coalitions, common_dtype, group_matrix, shapley_weights, unflatten_rows
 from ._perturbation import first_sample, perturbed_values
 from ._validation import check_baseline, check_positive_int
@@ -42,6 +42,12 @@ def _permutation_design(
     return members.flatten(0, 1), coef.flatten(0, 1) / n_permutations
 
 
+def _shapley_samples(fn, x, t, b, keep, coef, share, vectorize):
+    values = perturbed_values(fn, x, t, b, keep, vectorize=vectorize)  # (n, K[, T])
+    phi = torch.tensordot(values, coef, dims=([1], [0]))  # (n[, T], G)
+    return unflatten_rows(phi @ share, first_sample(x)), values
+
+
 def shapley_values(
     fn: Callable,
     x: Any,
@@ -53,6 +59,7 @@ def shapley_values(
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "vmap",
+    compile: bool = False,
 ) -> Any:
     """Shapley values of feature groups, with absent groups set to the baseline.
 
@@ -80,6 +87,7 @@ def shapley_values(
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``2^G`` (or ``P (G + 1)``) rows.
       vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -122,10 +130,10 @@ def shapley_values(
     coef = coef.to(dtype)
     share = (members / members.sum(1, keepdim=True, dtype=torch.float64)).to(dtype)  # (G, D)
 
+    kernel = compiled(_shapley_samples, compile)
+
     def evaluate(x, t, b):
-        values = perturbed_values(fn, x, t, b, keep, vectorize=vectorize)  # (n, K[, T])
-        phi = torch.tensordot(values, coef, dims=([1], [0]))  # (n[, T], G)
-        return unflatten_rows(phi @ share, sample), values
+        return kernel(fn, x, t, b, keep, coef, share, vectorize)
 
     attr, values = chunked(evaluate, chunk_size, x, target, baseline)
     check_values(values, "for a coalition input")
