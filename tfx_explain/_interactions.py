@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch.func import jacrev, vmap
 
-from ._batching import lift, prepare
+from ._batching import check_values, lift, prepare
 from ._integrated import ig_kernel
 from ._quadrature import quadrature
 from ._targets import one_sample
@@ -20,14 +20,16 @@ __all__ = ["integrated_hessians"]
 def _ih_kernel(f1, x1, t1, b1, alphas, weights):
     shape = x1.shape
 
-    def inner(z):  # (D,) -> (D,): integrated gradients of z against b1
-        return ig_kernel(f1, z.reshape(shape), t1, b1, alphas, weights)[0].reshape(-1)
+    def inner(z):  # (D,) -> (D,): integrated gradients of z against b1, fn's values as aux
+        attr, values = ig_kernel(f1, z.reshape(shape), t1, b1, alphas, weights)
+        return attr.reshape(-1), values
 
     start, delta = b1.reshape(-1), (x1 - b1).reshape(-1)
     path = start + alphas[:, None].to(delta.dtype) * delta  # (S, D)
-    jac = vmap(jacrev(inner))(path)  # (S, D, D): d IG_i / d z_j along the path
+    # (S, D, D): d IG_i / d z_j along the path; (S, S): fn on every inner path point
+    jac, values = vmap(jacrev(inner, has_aux=True))(path)
     gamma = torch.tensordot(weights.to(jac.dtype), jac, dims=1) * delta  # (D, D)
-    return gamma.reshape(shape + shape)
+    return gamma.reshape(shape + shape), values
 
 
 def integrated_hessians(
@@ -88,4 +90,6 @@ def integrated_hessians(
     def kernel(x1, t1, b1):
         return _ih_kernel(f1, x1, t1, b1, alphas, weights)
 
-    return lift(kernel, target, chunk_size=chunk_size, n_batched=1)(x, target, baseline)
+    gamma, values = lift(kernel, target, chunk_size=chunk_size, n_batched=1)(x, target, baseline)
+    check_values(values, "on the path from baseline to x")
+    return gamma

@@ -35,10 +35,11 @@ def _permutation_design(
     rank = perms.argsort(1)  # rank[p, g]: position of group g in permutation p
     steps = torch.arange(n_groups + 1)
     members = rank[:, None, :] < steps[None, :, None]  # (P, G + 1, G): prefixes
-    coef = torch.zeros(n_permutations, n_groups + 1, n_groups, dtype=torch.float64)
     entered = torch.nn.functional.one_hot(perms, n_groups).to(torch.float64)  # (P, G, G)
-    coef[:, 1:] += entered  # v(prefix_{j+1}) counts for the group entering at j
-    coef[:, :-1] -= entered  # v(prefix_j) counts against it
+    none = entered.new_zeros(n_permutations, 1, n_groups)
+    # v(prefix_{j+1}) counts for the group entering at j, v(prefix_j) against it;
+    # built out of place so that vmap(randomness="different") can batch the draws
+    coef = torch.cat([none, entered], 1) - torch.cat([entered, none], 1)  # (P, G + 1, G)
     return members.flatten(0, 1), coef.flatten(0, 1) / n_permutations
 
 

@@ -13,7 +13,7 @@ from torch.utils import _pytree as pytree
 
 from ._batching import check_values, expand_targets, prepare
 from ._evaluate import check_vectorize, chunked, row_gradients
-from ._validation import check_inputs, check_positive_int, leaf_names
+from ._validation import check_inputs, check_positive_int, is_transformed, leaf_names
 
 __all__ = ["smoothgrad", "expected_gradients"]
 
@@ -77,6 +77,13 @@ def smoothgrad(
 
         copies = pytree.tree_map(noisy, x)
         attr = vmap(lambda xn: method(fn, xn, **options))(copies)
+        if not is_transformed(x):
+            # under this vmap the method skips its checks of fn's values: redo them on
+            # the noisy copies (one extra forward pass) and on the attributions
+            rows = pytree.tree_map(lambda c: c.flatten(0, 1), copies)  # (N B, *F)
+            check_values(fn(rows), "at a noisy copy of x")
+            for a in pytree.tree_leaves(attr):
+                check_values(a, "in the attributions of a noisy copy of x")
         return pytree.tree_map(lambda a: a.mean(0), attr)
 
     smoothed.__name__ = f"smoothgrad_{getattr(method, '__name__', 'method')}"
@@ -87,15 +94,15 @@ def _eg_samples(fn, x, t, refs, alphas, vectorize):
     """Expected gradients of ``n`` samples; ``refs (n, N, *F)``, ``alphas (n, N)``."""
     n_draws = alphas.shape[1]
 
-    def points(leaf_x, leaf_r):
-        # (n, 1, *F) - (n, N, *F) -> (n, N, *F) -> (n N, *F)
-        delta = leaf_x.unsqueeze(1) - leaf_r
-        a = alphas.to(delta.dtype).reshape(alphas.shape + (1,) * (delta.ndim - 2))
-        return delta, (leaf_r + a * delta).flatten(0, 1)
+    # (n, 1, *F) - (n, N, *F) -> (n, N, *F)
+    delta = pytree.tree_map(lambda leaf_x, leaf_r: leaf_x.unsqueeze(1) - leaf_r, x, refs)
 
-    pairs = pytree.tree_map(points, x, refs)
-    delta = pytree.tree_map(lambda p: p[0], pairs, is_leaf=lambda p: isinstance(p, tuple))
-    rows = pytree.tree_map(lambda p: p[1], pairs, is_leaf=lambda p: isinstance(p, tuple))
+    def points(leaf_r, leaf_d):
+        # (n, N, *F) -> (n N, *F)
+        a = alphas.to(leaf_d.dtype).reshape(alphas.shape + (1,) * (leaf_d.ndim - 2))
+        return (leaf_r + a * leaf_d).flatten(0, 1)
+
+    rows = pytree.tree_map(points, refs, delta)
     t_rows = None if t is None else t.repeat_interleave(n_draws)
     grads, values = row_gradients(fn, rows, t_rows, vectorize=vectorize)
     attr = pytree.tree_map(lambda d, g: (d * g.reshape(d.shape)).mean(1), delta, grads)

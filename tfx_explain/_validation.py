@@ -9,6 +9,7 @@ the shape and type checks run, which are static.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -112,6 +113,8 @@ def check_baseline(baseline: Any, x: Any, name: str = "baseline") -> Any:
     x_names = leaf_names(x, "x")
     if baseline is None or isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
         value = 0.0 if baseline is None else float(baseline)
+        if not math.isfinite(value):  # a number is checked even under transforms
+            raise ValueError(f"{name} must be finite, got {value}")
         out = [torch.full_like(leaf, value) for leaf in x_leaves]
         if baseline is not None:
             check_finite(out, name)
