@@ -226,6 +226,8 @@ def test_training_validates_data(small_data):
         train_transformer_net(_params(), x[:0], y[:0])
     with pytest.raises(ValueError, match=r"y must be a tensor of shape \(40,\)"):
         train_transformer_net(_params(), x, y[:-1])
+    with pytest.raises(ValueError, match=r"got a torch.float64 tensor of shape \(40,\)"):
+        train_transformer_net(_params(), x, y.double())
 
 
 def test_people_run_accuracy_and_importance(people_run):
@@ -297,7 +299,13 @@ def test_load_rejects_mismatched_params(tmp_path):
     message = str(info.value)
     assert str(path) in message
     assert "unexpected key 'layer1_qkv_weight'" in message
-    assert "'hidden_weight' has shape (10, 32), expected (5, 32)" in message
+    assert (
+        "'hidden_weight' is a torch.float32 tensor of shape (10, 32), "
+        "expected a torch.float32 tensor of shape (5, 32)"
+    ) in message
+    double = init_transformer_net(dtype=torch.float64)
+    with pytest.raises(ValueError, match="'output_bias' is a torch.float32 tensor of shape"):
+        load_params(path, like=double)
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,13 @@ def _check_positive(name: str, value: object) -> float:
     return float(value)
 
 
+def _describe(value: object) -> str:
+    """Shape and dtype of a tensor, the type of anything else: short enough for a message."""
+    if isinstance(value, Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
 def adam_init(params: Mapping[str, Tensor]) -> AdamState:
     """Adam's initial state for ``params``: step 0 and zero moments."""
     return AdamState(
@@ -254,9 +261,13 @@ def train_transformer_net(
     _count_layers(params)
     n_features = params["embed_weight"].shape[0]
     if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != n_features or len(x) == 0:
-        raise ValueError(f"x must be a non-empty tensor of shape (N, {n_features}), got {x!r}")
+        raise ValueError(
+            f"x must be a non-empty tensor of shape (N, {n_features}), got {_describe(x)}"
+        )
     if not isinstance(y, Tensor) or y.shape != x.shape[:1] or y.dtype != x.dtype:
-        raise ValueError(f"y must be a tensor of shape ({len(x)},) and dtype {x.dtype}, got {y!r}")
+        raise ValueError(
+            f"y must be a tensor of shape ({len(x)},) and dtype {x.dtype}, got {_describe(y)}"
+        )
     epochs = _check_int("epochs", epochs, 1)
     batch_size = _check_int("batch_size", batch_size, 1)
     lr = _check_positive("lr", lr)
@@ -319,7 +330,7 @@ def field_importance(importance: Tensor, fields: Mapping[str, tuple[int, ...]]) 
       {'a': 0.1, 'b': 0.9}
     """
     if not isinstance(importance, Tensor) or importance.ndim != 1:
-        raise ValueError(f"importance must be a 1-d tensor (F,), got {importance!r}")
+        raise ValueError(f"importance must be a 1-d tensor (F,), got {_describe(importance)}")
     n_features = len(importance)
     result = {}
     for name, indices in fields.items():
@@ -403,9 +414,9 @@ def load_params(path: str | Path, *, like: Mapping[str, Tensor] | None = None) -
         problems = [f"missing key {k!r}" for k in like if k not in params]
         problems += [f"unexpected key {k!r}" for k in params if k not in like]
         problems += [
-            f"{k!r} has shape {tuple(params[k].shape)}, expected {tuple(like[k].shape)}"
+            f"{k!r} is {_describe(params[k])}, expected {_describe(like[k])}"
             for k in like
-            if k in params and params[k].shape != like[k].shape
+            if k in params and (params[k].shape, params[k].dtype) != (like[k].shape, like[k].dtype)
         ]
         if problems:
             raise ValueError(f"{path}: params do not match: {'; '.join(problems)}")
