@@ -53,7 +53,8 @@ class TrainResult(NamedTuple):
 
     Attributes:
       params: the trained parameters.
-      losses: mean squared error over the training rows, per epoch ``(epochs,)``.
+      losses: per-epoch mean squared error over the training rows ``(epochs,)``, as the
+        optimizer saw it (with dropout when training used it).
       input_importance: mean absolute per-row input gradient of the loss ``(F,)``,
         averaged over the checkpoints and normalised to sum to 1.
       importance_epochs: the epochs (0-based) after which importance was measured.
