@@ -26,14 +26,16 @@ class _Progress:
 
     def __call__(self, epoch: int, loss: float) -> None:
         done = epoch + 1
-        if done != self.total and done % max(1, self.total // 100):
+        live = self.stream.isatty()  # redraw one line on a terminal; else print every 10%
+        if done != self.total and done % max(1, self.total // (100 if live else 10)):
             return
         filled = self.width * done // self.total
         bar = "#" * filled + "." * (self.width - filled)
         elapsed = time.perf_counter() - self.start
-        end = "\n" if done == self.total else ""
+        end = "\n" if done == self.total or not live else ""
+        start = "\r" if live else ""
         print(
-            f"\r  epoch {done:4d}/{self.total} [{bar}] loss {loss:.5f}  {elapsed:5.1f}s",
+            f"{start}  epoch {done:4d}/{self.total} [{bar}] loss {loss:.5f}  {elapsed:5.1f}s",
             end=end,
             file=self.stream,
             flush=True,

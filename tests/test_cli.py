@@ -1,0 +1,56 @@
+"""The tfx-explain command line: the people job end to end on a short run."""
+
+import pytest
+
+from tfx_explain.cli import main
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    return folder / "params.pt", folder
+
+
+def test_people_trains_reports_and_saves(saved, capsys):
+    params, folder = saved
+    code = main(
+        ["people", "--epochs", "4", "--steps", "8", "--save", str(params), "--out", str(folder)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert params.exists()
+    assert "Accuracy (within 10% of the true income): train" in out
+    assert "34-year-old male moderate from Oklahoma: $" in out
+    assert "Training-time input-gradient importance" in out
+    for column in ["integrated gradients", "gradient x input", "field ablation", "exact Shapley"]:
+        assert column in out
+    for field in ["sex", "age", "state", "politics"]:
+        assert f"\n  {field} " in out
+    png = folder / "people_field_importance.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # exact Shapley closes the gap to float32 rounding, IG with 8 steps does not claim to
+    gap_line = next(line for line in out.splitlines() if line.strip().startswith("|gap|"))
+    assert float(gap_line.split()[-1]) < 1e-5
+
+
+def test_people_loads_saved_params(saved, capsys):
+    params, folder = saved
+    assert main(["people", "--load", str(params), "--no-plot", "--steps", "8"]) == 0
+    out = capsys.readouterr().out
+    assert f"Loaded params from {params}" in out
+    assert "Training-time input-gradient importance" not in out  # only known when training
+
+
+def test_people_reports_a_malformed_file(tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1\t0.5\t1\t0\n")
+    assert main(["people", "--train", str(bad), "--epochs", "1", "--no-plot"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.txt" in err and "line 1" in err
+
+
+def test_people_reports_a_corrupt_params_file(tmp_path, capsys):
+    bad = tmp_path / "params.pt"
+    bad.write_bytes(b"not a torch file")
+    assert main(["people", "--load", str(bad), "--no-plot"]) == 2
+    assert "params.pt" in capsys.readouterr().err
