@@ -76,6 +76,11 @@ def broken_factory(path):
     raise RuntimeError(f"cannot build a model from {path}")
 
 
+def executing_partitions(dask_worker):
+    """Keys of the partition tasks this worker is running right now."""
+    return [str(ts.key) for ts in dask_worker.state.executing if "run_partition" in str(ts.key)]
+
+
 def worker_state():
     return {
         "pid": os.getpid(),
@@ -161,7 +166,7 @@ def test_ig_equals_single_process_and_streams_global_importance(client, params, 
     assert result.groups == tuple(PEOPLE_FIELDS)
     assert _errors(tmp_path / "out") == []
     summary = json.loads((tmp_path / "out" / SUMMARY_FILE).read_text())
-    assert summary["rows"] == 400 and summary["options"] == {"steps": STEPS}
+    assert summary["rows"] == 400 and summary["options"] == {"steps": STEPS, "chunk_size": 256}
     assert sorted(summary["group_importance"]) == sorted(PEOPLE_FIELDS)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no temporary left behind
 
@@ -239,12 +244,17 @@ def test_invalid_scalar_rows_are_reported_not_dropped(client, params, people, tm
         columns[name] = pa.array(column, type=pa.float32())
     (tmp_path / "data").mkdir()
     pq.write_table(pa.table(columns), tmp_path / "data" / "part-0.parquet")
+    # a second partition in which no row is valid
+    hopeless = {name: pa.array([float("nan")] * 2, pa.float32()) for name in PEOPLE_FEATURES}
+    hopeless = pa.table({"row_id": pa.array([500, 501]), **hopeless})
+    pq.write_table(hopeless, tmp_path / "data" / "part-1.parquet")
     result = attribute_dataset(
         tmp_path / "data",
         tmp_path / "out",
         params=params_path,
         model=MODEL,
         method="gxi",
+        groups=PEOPLE_FIELDS,
         scheduler=client,
     )
     errors = {e["row_id"]: e["reason"] for e in _errors(tmp_path / "out")}
@@ -252,10 +262,12 @@ def test_invalid_scalar_rows_are_reported_not_dropped(client, params, people, tm
         103: "feature 'age' is missing (null or NaN)",
         107: "feature 'sex' is missing (null or NaN)",
         111: "feature 'state_oklahoma' is not finite: inf",
+        500: "feature 'sex' is missing (null or NaN)",
+        501: "feature 'sex' is missing (null or NaN)",
     }
     out = _read(tmp_path / "out")
     good = [i for i in range(40) if i not in broken]
-    assert out["row_id"].tolist() == [100 + i for i in good] and result.errors == 3
+    assert out["row_id"].tolist() == [100 + i for i in good] and result.errors == 5
     fn = functools.partial(transformer_net, values)
     expected = tx.gradient_x_input(fn, x[good].float())
     torch.testing.assert_close(_attr(out), expected, atol=1e-6, rtol=0)
@@ -374,6 +386,17 @@ def test_a_failed_job_leaves_no_output(client, params, people, tmp_path):
             data, tmp_path / "out", params=params_path, factory=broken_factory, scheduler=client
         )
     assert list(tmp_path.iterdir()) == []
+    # an option every row fails on is the job's error, not 400 row errors
+    with pytest.raises(ValueError, match="not about the rows.*simpson"):
+        attribute_dataset(
+            data,
+            tmp_path / "out",
+            params=params_path,
+            model=MODEL,
+            options={"rule": "simpson"},
+            scheduler=client,
+        )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_argument_errors_name_the_argument(client, params, people, tmp_path):
@@ -386,6 +409,8 @@ def test_argument_errors_name_the_argument(client, params, people, tmp_path):
         run(model=MODEL, method="ig", options={"stepz": 3})
     with pytest.raises(ValueError, match="seed="):
         run(model=MODEL, method="ig", options={"generator": torch.Generator()})
+    with pytest.raises(ValueError, match="seed is for methods with a generator"):
+        run(model=MODEL, method="gxi", seed=1)
     with pytest.raises(TypeError, match="lambdas"):
         run(model=lambda params, x: x.sum(-1))
     with pytest.raises(ValueError, match="features must name a column"):
@@ -436,16 +461,16 @@ def test_model_is_loaded_once_per_worker_and_reloaded_when_rewritten(client, peo
 
 def test_killed_worker_job_completes_with_every_row_once(client, params, tmp_path):
     values, params_path = params
-    data = write_people_parquet(tmp_path / "data", n_rows=2400, partitions=12, seed=7)
+    data = write_people_parquet(tmp_path / "data", n_rows=1200, partitions=12, seed=7)
     pids = client.run(os.getpid)
     killed = []
 
     def kill_a_busy_worker(progress):
         if killed:
             return
-        busy = [w for w, keys in client.processing().items() if keys and w in pids]
+        busy = [w for w, keys in client.run(executing_partitions).items() if keys]
         killed.append((pids[busy[0]], progress.partitions_done))
-        os.kill(pids[busy[0]], signal.SIGKILL)
+        os.kill(pids[busy[0]], signal.SIGKILL)  # mid-partition: its task must be rerun
 
     result = attribute_dataset(
         data,
@@ -453,7 +478,7 @@ def test_killed_worker_job_completes_with_every_row_once(client, params, tmp_pat
         params=params_path,
         model=MODEL,
         method="ig",
-        options={"steps": 32},
+        options={"steps": STEPS},
         scheduler=client,
         progress=kill_a_busy_worker,
     )
@@ -461,10 +486,10 @@ def test_killed_worker_job_completes_with_every_row_once(client, params, tmp_pat
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert done < 12  # the kill happened with partitions still to run
     out = _read(tmp_path / "out")
-    assert out["row_id"].tolist() == list(range(2400))
-    assert (result.rows, result.errors) == (2400, 0)
+    assert out["row_id"].tolist() == list(range(1200))
+    assert (result.rows, result.errors) == (1200, 0)
     x = torch.tensor(pd.read_parquet(data).sort_values("row_id")[list(PEOPLE_FEATURES)].to_numpy())
-    expected = tx.integrated_gradients(functools.partial(transformer_net, values), x, steps=32)
+    expected = tx.integrated_gradients(functools.partial(transformer_net, values), x, steps=STEPS)
     torch.testing.assert_close(_attr(out), expected, atol=1e-6, rtol=0)
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it for the next tests
 

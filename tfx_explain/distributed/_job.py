@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import numbers
 import os
 import shutil
 import tempfile
@@ -27,11 +26,21 @@ from ._cluster import local_cluster
 from ._loader import METHODS, import_path, params_stamp, resolve
 from ._partition import JobSpec, feature_names, part_name, run_partition
 
-__all__ = ["attribute_dataset", "JobProgress", "JobResult", "SUMMARY_FILE", "ERRORS_FILE"]
+__all__ = [
+    "attribute_dataset",
+    "JobProgress",
+    "JobResult",
+    "SUMMARY_FILE",
+    "ERRORS_FILE",
+    "DEFAULT_CHUNK_SIZE",
+]
 
 SUMMARY_FILE = "_summary.json"
 ERRORS_FILE = "_errors.jsonl"
 _RESERVED = ("prediction", "attr_", "group_")
+DEFAULT_CHUNK_SIZE = 256
+"""Rows per vmap chunk when the method takes ``chunk_size`` and ``options`` leave it out:
+whole partitions at once would hold every path point in memory (50k rows x 50 IG steps)."""
 
 
 class JobProgress(NamedTuple):
@@ -56,6 +65,9 @@ class JobResult(NamedTuple):
     partitions: int
     seconds: float
     """Wall time from submission to commit (cluster start excluded)."""
+    cpu_seconds: float
+    """CPU time the workers spent on the partitions: ``rows / cpu_seconds`` is the
+    per-core rate, unaffected by other load on the machines."""
     features: tuple[str, ...]
     importance: torch.Tensor
     """``(D,)`` float64 mean ``|a|`` per feature over all rows, normalized to sum 1."""
@@ -122,7 +134,7 @@ def attribute_dataset(
         ``"shapley"``, ``"eg"``, or any ``method(fn, x, **options)`` by import path.
       options: keyword options of the method (``steps``, ``baseline``, ``window``,
         ``groups`` for Shapley players, ``chunk_size``...). Shipped with every task, so
-        keep them small.
+        keep them small. ``chunk_size`` defaults to ``DEFAULT_CHUNK_SIZE`` (256) rows.
       features: feature columns in model order (default: every column but ``id_column``),
         or the name of one list column holding ``width`` values per row.
       width: values per row of a list column ``features``; only then.
@@ -256,6 +268,9 @@ def _check_options(options, method: Callable, target, seed) -> dict:
     for key, instead in (("target", "target="), ("generator", "seed=")):
         if key in options:
             raise ValueError(f"options must not hold {key!r}; pass {instead} instead")
+    parameters = inspect.signature(method).parameters
+    if seed is not None and "generator" not in parameters:
+        raise ValueError(f"seed is for methods with a generator; {method.__name__} has none")
     trial = dict(options)
     if target is not None:
         trial["target"] = target
@@ -265,6 +280,8 @@ def _check_options(options, method: Callable, target, seed) -> dict:
         inspect.signature(method).bind(None, None, **trial)
     except TypeError as error:
         raise TypeError(f"options {sorted(options)} do not fit the method: {error}") from None
+    if "chunk_size" in parameters and "chunk_size" not in options:
+        options["chunk_size"] = DEFAULT_CHUNK_SIZE
     return options
 
 
@@ -373,6 +390,7 @@ def _commit(staging, out, overwrite, summaries, spec, names, seconds) -> JobResu
         errors=len(lines),
         partitions=n,
         seconds=seconds,
+        cpu_seconds=sum(s["cpu_seconds"] for s in summaries),
         features=tuple(names),
         importance=importance,
         groups=group_names,
@@ -398,16 +416,14 @@ def _normalized(sums: list, rows: int, size: int) -> torch.Tensor:
 
 
 def _write_summary(path: Path, result: JobResult, spec: JobSpec) -> None:
-    options = {
-        k: v if isinstance(v, (numbers.Number, str, bool, type(None), list, tuple)) else repr(v)
-        for k, v in spec.options.items()
-    }
+    options = spec.options  # tensors and other objects are written as their repr
     summary = {
         "rows": result.rows,
         "errors": result.errors,
         "partitions": result.partitions,
         "seconds": result.seconds,
         "rows_per_second": result.rows_per_second,
+        "cpu_seconds": result.cpu_seconds,
         "method": spec.method,
         "options": options,
         "params": spec.params,
@@ -420,4 +436,4 @@ def _write_summary(path: Path, result: JobResult, spec: JobSpec) -> None:
         if result.groups is None
         else dict(zip(result.groups, result.group_importance.tolist(), strict=True)),
     }
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    path.write_text(json.dumps(summary, indent=2, default=repr) + "\n")
