@@ -156,11 +156,22 @@ def attribute_dataset(
       :class:`JobResult` with the counts, timing and global importance.
 
     Example:
-      >>> result = attribute_dataset(  # doctest: +SKIP
-      ...     "people.parquet", "attr.parquet", params="people.pt",
+      >>> import tempfile
+      >>> from tfx_explain.datasets import PEOPLE_FIELDS
+      >>> from tfx_explain.distributed import write_people_parquet
+      >>> from tfx_explain.models import init_transformer_net
+      >>> from tfx_explain.train import save_params
+      >>> work = tempfile.mkdtemp()
+      >>> save_params(init_transformer_net(), f"{work}/net.pt")
+      >>> data = write_people_parquet(f"{work}/people")  # the 240 shipped rows
+      >>> result = attribute_dataset(
+      ...     data, f"{work}/ig", params=f"{work}/net.pt",
       ...     model="tfx_explain.models:transformer_net", method="ig",
-      ...     options={"steps": 50}, groups=PEOPLE_FIELDS)
-      >>> result.rows, result.group_importance  # doctest: +SKIP
+      ...     options={"steps": 20}, groups=PEOPLE_FIELDS, n_workers=1)
+      >>> result.rows, result.errors, result.groups
+      (240, 0, ('sex', 'age', 'state', 'politics'))
+      >>> round(float(result.group_importance.sum()), 12)
+      1.0
 
     References:
       Dask distributed documentation, "Managing memory" and "Resilience".
