@@ -1,0 +1,204 @@
+"""Throughput of distributed integrated gradients against a plain single process.
+
+Reference: one Python process calling ``integrated_gradients`` on every row (torch's
+default thread count, and one thread), versus ``attribute_dataset`` on a loopback
+``local_cluster`` with 1 and 2 single-threaded workers. Same rows (synthetic
+people-format, ``write_people_parquet``), same model (the functional TransformerNet,
+``init_transformer_net`` seed 0 - speed does not depend on training), IG with 50
+Gauss-Legendre steps, ``chunk_size`` 256. Distributed rates count the job from
+submission to commit (reading parquet, the first model load in each worker, writing
+the output); the cluster start is reported separately, as it is paid once per session.
+The distributed results are checked against the single-process ones (max abs diff).
+
+Optionally (``--dask-malloc-trim``) a 2-worker cluster with Dask's own worker
+environment (``MALLOC_TRIM_THRESHOLD_=65536``) is timed too.
+
+Run::
+
+    python benchmarks/bench_distributed.py --rows 100000 [--json results.json]
+
+The machine is usually shared: the load average is printed before each measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import tfx_explain as tx  # noqa: E402
+from tfx_explain.datasets import PEOPLE_FEATURES  # noqa: E402
+from tfx_explain.distributed import (  # noqa: E402
+    attribute_dataset,
+    local_cluster,
+    write_people_parquet,
+)
+from tfx_explain.models import init_transformer_net, transformer_net  # noqa: E402
+from tfx_explain.train import save_params  # noqa: E402
+
+MODEL = "tfx_explain.models:transformer_net"
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load avg {one:.1f} (1 min) {five:.1f} (5 min) on {os.cpu_count()} cores"
+
+
+def single_process(params, x, *, steps, chunk_size, threads):
+    """Rows/s of one plain ``integrated_gradients`` call over every row."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    fn = functools.partial(transformer_net, params)
+    try:
+        tx.integrated_gradients(fn, x[:256], steps=steps, chunk_size=chunk_size)  # warm-up
+        started, cpu_started = time.perf_counter(), time.process_time()
+        attr = tx.integrated_gradients(fn, x, steps=steps, chunk_size=chunk_size)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    finally:
+        torch.set_num_threads(before)
+    return attr, seconds, cpu
+
+
+@contextlib.contextmanager
+def _dask_default_cluster(n_workers):
+    """Loopback cluster with Dask's default worker environment (for comparison only)."""
+    from distributed import Client, LocalCluster
+
+    environ = dict(os.environ)
+    try:
+        with (
+            LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            yield client
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def distributed(data, params_path, out, *, n_workers, steps, chunk_size, dask_default=False):
+    """``(result, cluster start seconds)`` of one ``attribute_dataset`` job."""
+    started = time.perf_counter()
+    cluster = _dask_default_cluster if dask_default else local_cluster
+    with cluster(n_workers) as client:
+        start_cost = time.perf_counter() - started
+        result = attribute_dataset(
+            data,
+            out,
+            params=params_path,
+            model=MODEL,
+            method="ig",
+            options={"steps": steps, "chunk_size": chunk_size},
+            scheduler=client,
+        )
+    return result, start_cost
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--rows-per-partition", type=int, default=5_000)
+    parser.add_argument("--dask-malloc-trim", action="store_true")
+    parser.add_argument("--json", help="also write the measurements here")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-distributed-"))
+    params = init_transformer_net(generator=torch.Generator().manual_seed(0))
+    save_params(params, work / "params.pt")
+    partitions = max(1, args.rows // args.rows_per_partition)
+    data = write_people_parquet(work / "data", n_rows=args.rows, partitions=partitions)
+    frame = pd.read_parquet(data).sort_values("row_id")
+    x = torch.tensor(frame[list(PEOPLE_FEATURES)].to_numpy())
+    print(
+        f"{args.rows:,} rows in {partitions} partitions, IG {args.steps} steps, "
+        f"chunk_size {args.chunk_size}, torch {torch.__version__}"
+    )
+
+    rows = []
+    reference = None
+    for threads in sorted({torch.get_num_threads(), 1}, reverse=True):
+        print(f"single process, {threads} torch thread(s): {_load()}", flush=True)
+        attr, seconds, cpu = single_process(
+            params, x, steps=args.steps, chunk_size=args.chunk_size, threads=threads
+        )
+        reference = attr if reference is None else reference
+        rows.append((f"single process, {threads} torch thread(s)", seconds, cpu, None, None))
+
+    configs = [(1, False), (2, False)] + ([(2, True)] if args.dask_malloc_trim else [])
+    for n_workers, dask_default in configs:
+        name = f"{n_workers} worker(s)" + (", Dask default env" if dask_default else "")
+        print(f"{name}: {_load()}", flush=True)
+        out = work / f"out-{n_workers}-{int(dask_default)}"
+        result, start_cost = distributed(
+            data,
+            work / "params.pt",
+            out,
+            n_workers=n_workers,
+            steps=args.steps,
+            chunk_size=args.chunk_size,
+            dask_default=dask_default,
+        )
+        got = pd.read_parquet(out).sort_values("row_id")
+        diff = (torch.tensor(got.filter(like="attr_").to_numpy()) - reference).abs().max()
+        rows.append((name, result.seconds, result.cpu_seconds, start_cost, float(diff)))
+
+    # the better single-process rate is the reference (conservative on a loaded machine)
+    base = max(args.rows / r[1] for r in rows if r[3] is None)
+    print(
+        "\n| configuration | wall s | rows/s | vs best single process | rows per CPU s "
+        "| cluster start s | max diff |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    records = []
+    for name, seconds, cpu, start_cost, diff in rows:
+        rate = args.rows / seconds
+        start = "" if start_cost is None else f"{start_cost:.1f}"
+        shown = "" if diff is None else f"{diff:.1e}"
+        print(
+            f"| {name} | {seconds:.1f} | {rate:,.0f} | {rate / base:.2f}x "
+            f"| {args.rows / cpu:,.0f} | {start} | {shown} |"
+        )
+        records.append(
+            {"config": name, "seconds": seconds, "cpu_seconds": cpu, "start": start_cost}
+        )
+
+    _, seconds, cpu, start_cost, _ = next(r for r in rows if r[0] == "2 worker(s)")
+    print(f"\n2 workers vs best single process: {args.rows / seconds / base:.2f}x (target 1.6x)")
+    per_core = args.rows / cpu
+    print(
+        f"projection: {per_core:,.0f} rows per worker CPU-second (2-worker run), start "
+        f"{start_cost:.0f} s; R rows on M machines of c cores take about "
+        f"start + R / (M c {per_core:,.0f}) s when the cores are not shared"
+    )
+    for machines, cores in ((1, 2), (4, 8), (16, 8)):
+        for total in (1_000_000, 100_000_000):
+            hours = (start_cost + total / (machines * cores * per_core)) / 3600
+            print(f"  {total:>11,} rows on {machines:>2} x {cores} cores: {hours:8.2f} h")
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps({"rows": args.rows, "steps": args.steps, "runs": records}, indent=2)
+        )
+    print(f"\n(work files in {work})")
+
+
+if __name__ == "__main__":
+    main()
