@@ -190,3 +190,8 @@ def test_combine_properties():
 def test_combine_refuses_bad_arguments(arguments):
     with pytest.raises((ValueError, TypeError), match="attributions"):
         tx.combine(*arguments)
+
+
+def test_group_attributions_of_no_rows_is_empty():
+    out = tx.group_attributions(torch.zeros(0, 4), {"a": [0, 1], "b": [2, 3]})
+    assert out.shape == (0, 2)

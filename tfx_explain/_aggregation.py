@@ -42,7 +42,7 @@ def group_attributions(attr: Any, groups: Any) -> torch.Tensor:
       tensor([[0.1000, 0.9000]])
     """
     flat = _flat(attr)
-    sample = pytree.tree_map(lambda a: a[0], attr)
+    sample = pytree.tree_map(lambda a: a.new_zeros(a.shape[1:]), attr)  # shapes only
     _, members = group_matrix(groups, sample)  # (G, D)
     return flat @ members.to(flat.dtype).T
 

@@ -208,14 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_argument("--load", metavar="FILE", help="load params instead of training")
     people.add_argument("--save", metavar="FILE", help="save the params to FILE")
     people.add_argument("--no-plot", action="store_true", help="do not write the PNG chart")
-    people.set_defaults(run=_people)
+    people.set_defaults(func=_people)
+    from tfx_explain._cli_attribute import add_attribute_parser, add_people_data_parser
+
+    add_attribute_parser(commands)
+    add_people_data_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.func(args)
     except (ValueError, TypeError, FileNotFoundError) as err:
         print(f"tfx-explain {args.command}: error: {err}", file=sys.stderr)
         return 2
