@@ -339,6 +339,20 @@ def test_checks_do_not_mutate_their_inputs():
     assert torch.equal(x, before[0]) and torch.equal(baseline, before[1])
 
 
+def test_checks_accept_modules_with_trainable_parameters():
+    """Outputs of an nn.Module carry autograd history; the checks detach, never warn."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    net = net.double().eval()
+
+    def fn(z):
+        return net(z)[:, 0]
+
+    gap = completeness_violation(integrated_gradients, fn, X, steps=32)
+    rate = convergence_rate(integrated_gradients, fn, X, rule="riemann_left")
+    assert not gap.requires_grad and float(gap.max()) < 1e-12 and 0.85 < rate < 1.15
+
+
 # ------------------------------------------------------------------- profiles
 
 

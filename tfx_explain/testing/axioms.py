@@ -4,10 +4,11 @@ A check takes an attribution ``method(fn, x, **options)`` (any function with the
 library's calling convention, e.g. :func:`tfx_explain.integrated_gradients` or your
 own), a batched ``fn`` and inputs ``x`` of shape ``(B, *F)``, computes what the axiom
 says must hold, and returns how far the method is from it: a ``(B,)`` tensor of
-non-negative violations, one per row (0 when the axiom holds exactly), or a float for
-:func:`convergence_rate`. Nothing is asserted inside, so a test states its own
-tolerance: zero where the axiom is exact in floating point (dummy features),
-float64 rounding where it is exact in real arithmetic, a rate where it is approximate.
+non-negative violations, one per row (0 when the axiom holds exactly; detached from
+autograd), or a float for :func:`convergence_rate`. Nothing is asserted inside, so a
+test states its own tolerance: zero where the axiom is exact in floating point (dummy
+features), float64 rounding where it is exact in real arithmetic, a rate where it is
+approximate.
 
 Keyword arguments of a check that are ``None`` (``baseline``, ``target``) are not
 passed to the method, so the method's own defaults apply; every other keyword
@@ -74,7 +75,7 @@ def _call(method: Callable, fn: Callable, x: torch.Tensor, **options: Any) -> to
             f"method must return a tensor (B, ...) with B = {x.shape[0]}, "
             f"got {getattr(attr, 'shape', type(attr).__name__)}"
         )
-    return attr
+    return attr.detach()
 
 
 def _features(attr: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -105,8 +106,8 @@ def _baseline(baseline: Any, x: torch.Tensor, name: str = "baseline") -> torch.T
 
 
 def _outputs(fn: Callable, x: torch.Tensor, target: Any) -> torch.Tensor:
-    """The explained output per row: ``(B,)``."""
-    out = fn(x)
+    """The explained output per row: ``(B,)`` (detached: violations carry no autograd graph)."""
+    out = fn(x).detach()
     if target is None:
         if out.ndim != 1:
             raise ValueError(f"target is required: fn returns shape {tuple(out.shape)}")
@@ -259,7 +260,7 @@ def expected_completeness_violation(
     attr = _call(method, fn, rows, baselines=baselines, target=row_target, **options)
     totals = attr.reshape(batch, repeats, -1).sum(-1)  # (B, R)
     out_x = _outputs(fn, x, target)
-    out_refs = fn(baselines.to(x.dtype))  # (M,) or (M, C)
+    out_refs = fn(baselines.to(x.dtype)).detach()  # (M,) or (M, C)
     if target is None:
         ref_mean = out_refs.mean(0).expand(batch)
     else:  # (M, C) -> (M, B): each row's explained output of every reference
@@ -691,12 +692,13 @@ def convergence_rate(
         or steps[0] < 1
     ):
         raise ValueError(f"steps must be two or more increasing positive ints, got {steps!r}")
-    full = _baseline(baseline, x)
-    change = _outputs(fn, x, target) - _outputs(fn, full, target)
-    gaps, scale = (
-        [],
-        float(_outputs(fn, x, target).abs().sum() + _outputs(fn, full, target).abs().sum()),
-    )
+    if floor is not None and (
+        isinstance(floor, bool) or not isinstance(floor, numbers.Real) or not floor >= 0
+    ):
+        raise ValueError(f"floor must be a number >= 0, got {floor!r}")
+    out_x, out_b = _outputs(fn, x, target), _outputs(fn, _baseline(baseline, x), target)
+    change = out_x - out_b
+    gaps, scale = [], float(out_x.abs().sum() + out_b.abs().sum())
     for s in steps:
         attr = _call(method, fn, x, baseline=baseline, target=target, steps=int(s), **options)
         flat = attr.reshape(x.shape[0], -1)
@@ -705,8 +707,6 @@ def convergence_rate(
     if floor is None:
         info = torch.finfo(x.dtype)
         floor = 1e4 * (info.eps * scale + info.tiny)
-    elif isinstance(floor, bool) or not isinstance(floor, numbers.Real) or floor < 0:
-        raise ValueError(f"floor must be a number >= 0, got {floor!r}")
     # upper envelope: a gap that dips near a sign change of the error must not fake a rate
     envelope = [max(gaps[k:]) for k in range(len(gaps))]
     kept = [(math.log(s), math.log(g)) for s, g in zip(steps, envelope, strict=True) if g > floor]

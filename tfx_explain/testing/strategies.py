@@ -238,6 +238,10 @@ def batches(
 
         x \\in [\\mathrm{min\\_value}, \\mathrm{max\\_value}]^{B \\times F_1 \\times \\dots}
 
+    Entries are normal floats or zero (no subnormals, which only exercise underflow);
+    Hypothesis favours simple values such as 0, 1 and repeated entries, which is where
+    degenerate cases (``x`` equal to the baseline, tied features) come from.
+
     Args:
       feature_shape: the feature shape ``F`` (an int for ``(F,)``).
       min_batch, max_batch: bounds on the batch size ``B`` (``1 <= min_batch <= max_batch``).
