@@ -355,7 +355,7 @@ def test_attributions_are_linear_in_the_model(method, f, g, alpha, beta, data):
 @pytest.mark.parametrize("method", [SHAPLEY, IG_EXACT, OCCLUSION], ids=name)
 @settings(max_examples=scaled(0.3))
 @given(f=MODELS["transformer"], g=MODELS["transformer"], x=batches(feature_shape=(F,), max_batch=3))
-def test_shapley_additivity_on_transformers(method, f, g, x):
+def test_linearity_on_transformers(method, f, g, x):
     violation = linearity_violation(method, f, g, x)
     record("linearity", method, "transformer+transformer", violation)
     assert violation.max() <= ROUNDING * scale(f(x), g(x)) * F
