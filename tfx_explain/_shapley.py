@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,7 @@ import torch
 
 from ._batching import check_values, prepare
 from ._evaluate import check_vectorize, chunked, compiled
-from ._masks import coalitions, common_dtype, group_matrix, shapley_weights, unflatten_rows
+from ._masks import coalitions, common_dtype, group_matrix, unflatten_rows
 from ._perturbation import first_sample, perturbed_values
 from ._validation import check_baseline, check_positive_int
 
@@ -19,33 +20,59 @@ MAX_EXACT_GROUPS = 16
 """Largest group count enumerated exactly (2^16 = 65536 rows per sample)."""
 
 
-def _permutation_design(
-    n_groups: int, n_permutations: int, generator: torch.Generator | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows and coefficients of antithetic permutation sampling.
+def _exact_design(n_groups: int) -> tuple[torch.Tensor, ...]:
+    """Rows and marginal pairs of exact enumeration over all ``K = 2^G`` coalitions.
 
-    Each permutation ``p`` and its reverse contribute the ``G + 1`` prefix
-    coalitions of ``p``; group ``p[j]`` earns ``v(prefix_{j+1}) - v(prefix_j)``.
+    For each group ``g`` the ``K / 2`` coalitions ``S`` without it (``lower``) are paired
+    with ``S + {g}`` (``upper``) and weighted by ``|S|! (G - |S| - 1)! / G!``.
 
     Returns:
-      ``members (P (G + 1), G)`` bool and ``coef (P (G + 1), G)`` with ``phi = v @ coef``.
+      ``present (K, G)`` bool, ``upper``/``lower (K/2, G)`` row indices, ``weight (K/2, G)``.
+    """
+    present = coalitions(n_groups)  # (K, G), row k = bits of k
+    m = torch.arange(2 ** (n_groups - 1))[:, None]
+    bit = torch.arange(n_groups)
+    lower = ((m >> bit) << (bit + 1)) | (m & ((1 << bit) - 1))  # insert a 0 at bit g
+    upper = lower | (1 << bit)
+    table = torch.tensor(
+        [
+            math.factorial(s) * math.factorial(n_groups - s - 1) / math.factorial(n_groups)
+            for s in range(n_groups)
+        ],
+        dtype=torch.float64,
+    )
+    weight = table[present.sum(1)[lower]]  # (K/2, G): weight of |S|
+    return present, upper, lower, weight
+
+
+def _permutation_design(
+    n_groups: int, n_permutations: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, ...]:
+    """Rows and marginal pairs of antithetic permutation sampling.
+
+    Each permutation ``p`` and its reverse contribute the ``G + 1`` prefix
+    coalitions of ``p``; group ``g`` earns ``v(prefix + {g}) - v(prefix)``, where
+    ``prefix`` holds the groups before ``g`` in ``p``.
+
+    Returns:
+      ``present (P (G + 1), G)`` bool, ``upper``/``lower (P, G)`` row indices and
+      ``weight (P, G)`` (all ``1 / P``).
     """
     half = [torch.randperm(n_groups, generator=generator) for _ in range(n_permutations // 2)]
     perms = torch.stack(half + [p.flip(0) for p in half])  # (P, G)
     rank = perms.argsort(1)  # rank[p, g]: position of group g in permutation p
     steps = torch.arange(n_groups + 1)
-    members = rank[:, None, :] < steps[None, :, None]  # (P, G + 1, G): prefixes
-    entered = torch.nn.functional.one_hot(perms, n_groups).to(torch.float64)  # (P, G, G)
-    none = entered.new_zeros(n_permutations, 1, n_groups)
-    # v(prefix_{j+1}) counts for the group entering at j, v(prefix_j) against it;
-    # built out of place so that vmap(randomness="different") can batch the draws
-    coef = torch.cat([none, entered], 1) - torch.cat([entered, none], 1)  # (P, G + 1, G)
-    return members.flatten(0, 1), coef.flatten(0, 1) / n_permutations
+    present = rank[:, None, :] < steps[None, :, None]  # (P, G + 1, G): prefixes
+    lower = torch.arange(n_permutations)[:, None] * (n_groups + 1) + rank  # (P, G)
+    weight = torch.full((n_permutations, n_groups), 1.0 / n_permutations, dtype=torch.float64)
+    return present.flatten(0, 1), lower + 1, lower, weight
 
 
-def _shapley_samples(fn, x, t, b, keep, coef, share, vectorize):
+def _shapley_samples(fn, x, t, b, keep, upper, lower, weight, share, vectorize):
     values = perturbed_values(fn, x, t, b, keep, vectorize=vectorize)  # (n, K[, T])
-    phi = torch.tensordot(values, coef, dims=([1], [0]))  # (n[, T], G)
+    # marginals first, so a dummy group gets a sum of exact zeros: (n, R, G[, T])
+    marginal = values[:, upper] - values[:, lower]
+    phi = torch.einsum("nrg...,rg->n...g", marginal, weight)  # (n[, T], G)
     return unflatten_rows(phi @ share, first_sample(x)), values
 
 
@@ -115,8 +142,7 @@ def shapley_values(
                 f"exact Shapley values need 2^G coalitions; G = {n_groups} groups is more "
                 f"than {MAX_EXACT_GROUPS}. Pass groups, or n_permutations for sampling"
             )
-        present = coalitions(n_groups)  # (K, G)
-        coef = shapley_weights(present)
+        present, upper, lower, weight = _exact_design(n_groups)
     else:
         n_permutations = check_positive_int(n_permutations, "n_permutations", minimum=2)
         if n_permutations % 2:
@@ -125,16 +151,16 @@ def shapley_values(
             )
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {generator!r}")
-        present, coef = _permutation_design(n_groups, n_permutations, generator)
+        present, upper, lower, weight = _permutation_design(n_groups, n_permutations, generator)
     dtype = common_dtype(x)
     keep = present.to(torch.float64) @ members.to(torch.float64) > 0  # (K, D)
-    coef = coef.to(dtype)
+    weight = weight.to(dtype)
     share = (members / members.sum(1, keepdim=True, dtype=torch.float64)).to(dtype)  # (G, D)
 
     kernel = compiled(_shapley_samples, compile)
 
     def evaluate(x, t, b):
-        return kernel(fn, x, t, b, keep, coef, share, vectorize)
+        return kernel(fn, x, t, b, keep, upper, lower, weight, share, vectorize)
 
     attr, values = chunked(evaluate, chunk_size, x, target, baseline)
     check_values(values, "for a coalition input")
