@@ -1,0 +1,83 @@
+"""Peak memory of integrated gradients over many rows: bounded by ``chunk_size``, not by rows.
+
+Each row count runs in a fresh subprocess, which reports its peak resident set size
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) after one call of
+``integrated_gradients(fn, x, steps=50, chunk_size=C)`` on the functional TransformerNet.
+The inputs and the result (``rows x 8`` float32 each, 32 MB per million rows) are the only
+memory that should grow with the row count; the path points of one chunk
+(``C x 50`` rows) and their activations are the rest.
+
+Usage::
+
+    python -m benchmarks.memory_ig                      # 10k, 100k and 1M rows, chunk_size 256
+    python -m benchmarks.memory_ig --rows 10000 100000 --chunk-size 512 --vectorize batch
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import resource
+import subprocess
+import sys
+import time
+
+__all__ = ["measure", "main"]
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def measure(rows: int, chunk_size: int, vectorize: str, steps: int = 50) -> dict:
+    """Run IG once over ``rows`` rows in this process; return timings and peak RSS."""
+    import torch
+
+    import tfx_explain as tx
+    from tfx_explain.models import init_transformer_net, transformer_net
+
+    torch.set_num_threads(2)
+    fn = functools.partial(transformer_net, init_transformer_net())
+    x = torch.rand(rows, 8, generator=torch.Generator().manual_seed(0))
+    before = _peak_mb()
+    start = time.perf_counter()
+    attr = tx.integrated_gradients(fn, x, steps=steps, chunk_size=chunk_size, vectorize=vectorize)
+    seconds = time.perf_counter() - start
+    assert attr.shape == x.shape and bool(torch.isfinite(attr).all())
+    return {
+        "rows": rows,
+        "steps": steps,
+        "chunk_size": chunk_size,
+        "vectorize": vectorize,
+        "seconds": round(seconds, 1),
+        "path_rows_per_s": round(rows * steps / seconds),
+        "peak_rss_before_mb": round(before),
+        "peak_rss_mb": round(_peak_mb()),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--vectorize", choices=("vmap", "batch"), default="vmap")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:  # one row count, in this fresh process
+        print(json.dumps(measure(args.rows[0], args.chunk_size, args.vectorize)))
+        return
+    print(f"{'rows':>9}  {'chunk':>5}  {'vectorize':9}  {'seconds':>7}  {'path rows/s':>11}  "
+          f"{'RSS before IG':>13}  {'peak RSS':>8}")  # fmt: skip
+    for rows in args.rows:
+        child = [sys.executable, "-m", "benchmarks.memory_ig", "--child", "--rows", str(rows)]
+        child += ["--chunk-size", str(args.chunk_size), "--vectorize", args.vectorize]
+        out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        print(f"{r['rows']:>9}  {r['chunk_size']:>5}  {r['vectorize']:9}  {r['seconds']:>7}  "
+              f"{r['path_rows_per_s']:>11,}  {r['peak_rss_before_mb']:>10} MB  "
+              f"{r['peak_rss_mb']:>5} MB", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

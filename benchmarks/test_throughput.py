@@ -1,0 +1,200 @@
+"""Throughput of every method against Captum 0.9 and against the plain forward(+backward) limit.
+
+How the ratios stay honest on a noisy machine: each benchmark times *ours* with
+``benchmark.pedantic``, and its ``setup`` (run before every round, untimed by
+pytest-benchmark) times the two references on the same ``fn`` and ``x`` with
+``time.perf_counter``, limit and Captum in alternating order. So every round is a
+triple run back to back (ours last), and each ratio is of medians over the same rounds.
+Before the rounds, ours is called once (for ``compile=True`` this first call is the
+compile time, reported separately and never in the medians), Captum once to check that
+both compute the same attributions (same work), and the limit once; those calls size
+the rounds (about ``TFX_BENCH_SECONDS`` per benchmark, at least ``TFX_BENCH_MIN_ROUNDS``).
+Results go to ``extra_info``; ``python -m benchmarks.report BENCH.json`` prints the table.
+
+Run (see benchmarks/README.md)::
+
+    python -m pytest benchmarks/ -p no:cacheprovider --benchmark-json=bench.json
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from torch._dynamo.utils import counters
+
+from benchmarks._workloads import METHODS, SMOKE, trial
+from benchmarks._workloads import workload as build_workload
+from tfx_explain._evaluate import CompileFallbackWarning, SlowVmapWarning
+
+MIN_ROUNDS = 1 if SMOKE else int(os.environ.get("TFX_BENCH_MIN_ROUNDS", "3"))
+MAX_ROUNDS = 1 if SMOKE else int(os.environ.get("TFX_BENCH_MAX_ROUNDS", "15"))
+SECONDS = 0.0 if SMOKE else float(os.environ.get("TFX_BENCH_SECONDS", "8"))  # per benchmark
+
+VARIANTS = {
+    "vmap": ("vmap", False),
+    "batch": ("batch", False),
+    "vmap+compile": ("vmap", True),
+    "batch+compile": ("batch", True),
+}
+ALL = tuple(VARIANTS)
+EAGER = ("vmap", "batch")
+
+
+def _cases() -> list[tuple[str, str, str]]:
+    cases = []
+    for method in METHODS:
+        if method == "smoothgrad":
+            cases += [("tnet-2048", method, v) for v in EAGER]
+        else:  # gradient x input shares input gradients' compiled kernel
+            shared = method == "gradient_x_input"
+            cases += [("tnet-2048", method, v) for v in (ALL[:3] if shared else ALL)]
+    cases += [("tnet-240", m, v) for m in METHODS for v in EAGER]
+    # the seed's module: fused attention has no vmap batching rule (vmap runs row by row)
+    cases += [
+        ("seed-2048", m, "batch")
+        for m in ("input_gradients", "integrated_gradients", "feature_ablation", "shapley_values")
+    ]
+    cases += [
+        ("seed-2048", "input_gradients", "vmap"),
+        ("seed-2048", "integrated_gradients", "batch+compile"),
+        ("seed-2048", "shapley_values", "batch+compile"),
+    ]
+    mlp = ("input_gradients", "gradient_x_input", "integrated_gradients", "feature_ablation")
+    cases += [("mlp-2048", m, v) for m in mlp + ("smoothgrad",) for v in EAGER]
+    cases += [("mlp-2048", m, "vmap+compile") for m in ("input_gradients", "integrated_gradients")]
+    cnn = ("input_gradients", "integrated_gradients", "occlusion")
+    cases += [("cnn-128", m, v) for m in cnn for v in ALL[:3]]
+    # last: compile=True under SmoothGrad's vmap makes dynamo give up on the kernel for good,
+    # so every later compile=True call of input gradients would silently run eagerly
+    cases.append(("tnet-2048", "smoothgrad", "vmap+compile"))
+    if SMOKE:  # one compiled kernel keeps the compile path covered without minutes of compiling
+        keep = ("tnet-2048", "shapley_values", "vmap+compile")
+        cases = [c for c in cases if not VARIANTS[c[2]][1] or c == keep]
+    return cases
+
+
+CASES = _cases()
+
+
+def _allowed(workload: str, variant: str) -> tuple[type[Warning], ...]:
+    """Warnings a case may raise; each one is recorded and shown in the report."""
+    allowed: tuple[type[Warning], ...] = ()
+    if workload.startswith("seed") and VARIANTS[variant][0] == "vmap":
+        allowed += (SlowVmapWarning,)
+    if VARIANTS[variant][1]:
+        allowed += (CompileFallbackWarning,)
+    return allowed
+
+
+def _first_call(run: Callable[[], Any], allowed: tuple[type[Warning], ...]) -> tuple:
+    """``(result, seconds, names of the allowed warnings raised)``; others stay errors."""
+    with warnings.catch_warnings(record=True) as caught:
+        for category in allowed:
+            warnings.simplefilter("always", category)
+        start = time.perf_counter()
+        result = run()
+        seconds = time.perf_counter() - start
+    return result, seconds, sorted({w.category.__name__ for w in caught})
+
+
+def _silenced(run: Callable[[], Any], allowed: tuple[type[Warning], ...]) -> Callable[[], Any]:
+    """``run`` with the allowed warnings ignored (the first call recorded them)."""
+
+    def quiet() -> Any:
+        with warnings.catch_warnings():
+            for category in allowed:
+                warnings.simplefilter("ignore", category)
+            return run()
+
+    return quiet
+
+
+def _seconds(run: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+@pytest.mark.parametrize(("workload", "method", "variant"), CASES, ids=["/".join(c) for c in CASES])
+def test_throughput(benchmark, workload: str, method: str, variant: str) -> None:
+    vectorize, compile = VARIANTS[variant]
+    case = trial(workload, method)
+    run = case.ours(vectorize, compile)
+    refs = {"limit": case.limit, "captum": case.captum}
+
+    frames_before = dict(counters["frames"])
+    breaks_before = sum(counters["graph_break"].values())
+    unsupported_before = sum(counters["unimplemented"].values())
+    allowed = _allowed(workload, variant)
+    result, first_s, warned = _first_call(run, allowed)
+    compiled_frames = counters["frames"]["ok"] - frames_before.get("ok", 0)
+    graph_breaks = sum(counters["graph_break"].values()) - breaks_before
+    unsupported = sum(counters["unimplemented"].values()) - unsupported_before
+    if warned:
+        run = _silenced(run, allowed)
+    start = time.perf_counter()
+    theirs = refs["captum"]()
+    captum_s = time.perf_counter() - start
+    try:
+        agreement = case.agree(result, theirs)
+    except AssertionError as err:
+        if not compile:
+            raise
+        # a compiled kernel computing something else is a finding, not a harness failure:
+        # it is timed like the others and flagged WRONG in the report
+        agreement = f"WRONG: {err}"
+
+    # the calls so far size the rounds: about SECONDS per benchmark, within bounds
+    ours_s = _seconds(run) if compile else first_s
+    round_s = ours_s + captum_s + _seconds(refs["limit"])
+    rounds = min(MAX_ROUNDS, max(MIN_ROUNDS, math.ceil(SECONDS / max(round_s, 1e-9))))
+
+    times: dict[str, list[float]] = {name: [] for name in refs}
+    orders = itertools.cycle([("limit", "captum"), ("captum", "limit")])
+
+    def setup() -> None:
+        for name in next(orders):
+            times[name].append(_seconds(refs[name]))
+
+    frames_total = counters["frames"]["total"]
+    benchmark.group = f"{workload} {method}"
+    benchmark.pedantic(run, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0)
+    if benchmark.stats is None:  # --benchmark-disable: one unmeasured call, nothing to record
+        return
+    t_ours = benchmark.stats.stats.median
+    t_limit, t_captum = _median(times["limit"]), _median(times["captum"])
+    benchmark.extra_info.update(
+        workload=workload,
+        method=method,
+        variant=variant,
+        samples=build_workload(workload).x.shape[0],
+        rows=case.rows,
+        rounds=rounds,
+        t_ours=t_ours,
+        t_limit=t_limit,
+        t_captum=t_captum,
+        rows_per_s=case.rows / t_ours,
+        vs_limit=t_ours / t_limit,
+        vs_captum=t_captum / t_ours,
+        first_call_s=first_s,
+        compiled_frames=compiled_frames if compile else None,
+        graph_breaks=graph_breaks if compile else None,
+        dynamo_unsupported=unsupported if compile else None,
+        recompiles_in_rounds=counters["frames"]["total"] - frames_total,
+        warnings=warned,
+        agreement=agreement,
+        load=os.getloadavg()[0],
+    )

@@ -1,0 +1,48 @@
+"""The benchmark harness still runs: every benchmark once on tiny inputs, then the report.
+
+Speed is never asserted here (it lives in ``benchmarks/``); this only keeps the
+harness from rotting: workloads build, ours and Captum agree on every case, the JSON
+carries the ratios, and ``benchmarks/report.py`` turns it into the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("captum")
+pytest.importorskip("pytest_benchmark")
+
+
+def test_benchmarks_run_and_report(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, TFX_BENCH_SMOKE="1")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks/test_throughput.py", "-q",
+         "-p", "no:cacheprovider", f"--benchmark-json={out}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks._workloads import METHODS, WORKLOADS
+    from benchmarks.report import load, table, targets
+
+    infos = load(out)
+    assert len(infos) == len(json.loads(out.read_text())["benchmarks"]) > len(METHODS)
+    assert {i["workload"] for i in infos} == set(WORKLOADS)
+    assert {i["method"] for i in infos} == set(METHODS)
+    assert {i["variant"] for i in infos} >= {"vmap", "batch", "vmap+compile"}
+    for info in infos:
+        assert info["t_ours"] > 0 and info["t_limit"] > 0 and info["t_captum"] > 0
+        assert info["rows"] >= info["samples"] == 3
+    assert len(table(infos).splitlines()) == 1 + len(infos)
+    assert "shapley_values" in targets(infos)
+    assert json.loads(out.read_text())["machine_info"]["torch_threads"] == 2
