@@ -156,6 +156,7 @@ class CompileFallbackWarning(UserWarning):
 
 
 _COMPILED: dict[Callable, Callable] = {}
+_FAILED: dict[tuple[Callable, int], Any] = {}  # (kernel, id(fn)) -> fn, kept alive
 
 
 def compiled(impl: Callable, compile: bool) -> Callable:
@@ -175,11 +176,14 @@ def compiled(impl: Callable, compile: bool) -> Callable:
         _COMPILED[impl] = torch.compile(impl, dynamic=False)
     fast = _COMPILED[impl]
 
-    def run(*args: Any) -> Any:
+    def run(fn: Any, *args: Any) -> Any:
+        if (impl, id(fn)) in _FAILED:  # compiling this fn failed before: do not retry
+            return impl(fn, *args)
         try:
-            return fast(*args)
+            return fast(_frozen(fn), *args)
         except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
-            result = impl(*args)
+            result = impl(fn, *args)
+            _FAILED[(impl, id(fn))] = fn
             warnings.warn(
                 f"torch.compile failed on {impl.__name__} ({type(err).__name__}: "
                 f"{str(err).splitlines()[0] if str(err) else ''}); ran eagerly instead",
@@ -189,3 +193,21 @@ def compiled(impl: Callable, compile: bool) -> Callable:
             return result
 
     return run
+
+
+def _frozen(fn: Any) -> Any:
+    """An ``nn.Module`` called with detached parameters, for the compiled kernels.
+
+    torch 2.13 compiles functorch gradients wrongly when a module's parameters
+    require grad (a Conv -> ReLU -> MaxPool net gave all-zero input gradients), so
+    the compiled path calls modules through ``functional_call`` with detached
+    parameters. Attributions never need gradients with respect to parameters.
+    """
+    if not isinstance(fn, torch.nn.Module):
+        return fn
+    state = {k: v.detach() for k, v in fn.state_dict(keep_vars=True).items()}
+
+    def call(x: Any) -> Any:
+        return torch.func.functional_call(fn, state, (x,))
+
+    return call
