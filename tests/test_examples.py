@@ -1,0 +1,39 @@
+"""The examples run at small sizes and reach their verdicts against the known truth."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _png(path):
+    assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ig_recovers_the_known_linear_coefficients(tmp_path):
+    result = _load("ig_synthetic_linear").run(small=True, out=tmp_path)
+    assert result["passed"], result
+    assert result["correlation"] > 0.95
+    _png(result["plot"])
+
+
+@pytest.fixture(scope="module")
+def waterfall(tmp_path_factory):
+    out = tmp_path_factory.mktemp("waterfall")
+    return _load("people_waterfall").run(epochs=30, out=out)
+
+
+def test_people_waterfall_is_efficient(waterfall):
+    # exact Shapley: the field values sum to f(person) - f(baseline) to float32 rounding
+    assert abs(waterfall["gap"]) < 1e-5
+    assert waterfall["top_field"] == "age"  # the synthetic income model's main driver
+    _png(waterfall["plot"])
