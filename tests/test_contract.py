@@ -409,14 +409,16 @@ def _loss(attr: torch.Tensor) -> torch.Tensor:
     return (torch.sin(attr) * weights).sum()
 
 
+@pytest.mark.parametrize("chunk_size", [None, 1], ids=["whole", "chunked"])
 @pytest.mark.parametrize("spec", SPECS, ids=repr)
-def test_differentiable(spec):
-    # grad through the method (torch.func and plain autograd) vs central differences
+def test_differentiable(spec, chunk_size):
+    # grad through the method (torch.func and plain autograd) vs central differences;
+    # chunked results are assembled differently, so both ways are checked
     fn, target = _mlp(4), _target(2)
     x = _x(batch=2, seed=5)
 
     def objective(z):
-        return _loss(spec.run(fn, z, target=target))
+        return _loss(spec.run(fn, z, target=target, chunk_size=chunk_size))
 
     g_func = grad(objective)(x)
     leaf = x.clone().requires_grad_()

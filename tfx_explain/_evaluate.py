@@ -26,8 +26,9 @@ import torch
 from torch.func import grad, grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
+from ._batching import check_values
 from ._targets import check_output, one_sample, select_batch
-from ._validation import check_choice
+from ._validation import check_choice, is_transformed
 
 __all__ = [
     "VECTORIZE",
@@ -131,24 +132,43 @@ def _fallback_warning() -> Iterator[None]:
         )
 
 
-def chunked(fun: Callable, chunk_size: int | None, *args: Any) -> Any:
-    """Apply ``fun`` to consecutive chunks of ``chunk_size`` samples and concatenate.
+def chunked(fun: Callable, chunk_size: int | None, *args: Any, what: str) -> Any:
+    """Apply ``fun`` to consecutive chunks of ``chunk_size`` samples; return its attributions.
 
     ``args`` are pytrees of tensors with a leading sample dimension, or ``None``.
+    ``fun`` returns ``(attributions, values)``: the values ``fn`` returned on the
+    chunk's rows are checked for finiteness chunk by chunk (the error says ``what``
+    rows they were) and then dropped, and the attributions are written into
+    tensors allocated once for all samples. Memory therefore stays bounded by one
+    chunk's rows plus the result, however many samples there are. Under a
+    transform, or when autograd tracks the result, chunks are concatenated instead
+    so that the result stays differentiable.
     """
     n = rows_of([a for a in args if a is not None])
     if chunk_size is None or chunk_size >= n:
-        return fun(*args)
-    parts = [
-        fun(
+        attr, values = fun(*args)
+        check_values(values, what)
+        return attr
+    out = None
+    for start in range(0, n, chunk_size):
+        part, values = fun(
             *(
                 None if a is None else pytree.tree_map(lambda t, s=start: t[s : s + chunk_size], a)
                 for a in args
             )
         )
-        for start in range(0, n, chunk_size)
-    ]
-    return pytree.tree_map(lambda *ts: torch.cat(ts), *parts)
+        check_values(values, what)
+        del values
+        leaves, spec = pytree.tree_flatten(part)
+        if out is None:
+            keep = is_transformed(part) or any(leaf.requires_grad for leaf in leaves)
+            out = [[] if keep else leaf.new_empty((n,) + leaf.shape[1:]) for leaf in leaves]
+        for buffer, leaf in zip(out, leaves, strict=True):
+            if isinstance(buffer, list):
+                buffer.append(leaf)
+            else:
+                buffer[start : start + leaf.shape[0]] = leaf
+    return pytree.tree_unflatten([torch.cat(b) if isinstance(b, list) else b for b in out], spec)
 
 
 class CompileFallbackWarning(UserWarning):
@@ -177,7 +197,10 @@ def compiled(impl: Callable, compile: bool) -> Callable:
     fast = _COMPILED[impl]
 
     def run(fn: Any, *args: Any) -> Any:
-        if (impl, id(fn)) in _FAILED:  # compiling this fn failed before: do not retry
+        # compiling this fn failed before: do not retry. Under a transform (smoothgrad
+        # lifts a method with vmap) dynamo would mark the kernel's code as skipped for
+        # the rest of the process, so transformed calls run eagerly.
+        if (impl, id(fn)) in _FAILED or is_transformed(args):
             return impl(fn, *args)
         try:
             return fast(_frozen(fn), *args)

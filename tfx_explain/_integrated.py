@@ -9,7 +9,7 @@ import torch
 from torch.func import grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
-from ._batching import check_values, expand_targets, per_target, prepare
+from ._batching import expand_targets, per_target, prepare
 from ._evaluate import check_vectorize, chunked, compiled, row_gradients
 from ._quadrature import RULES, quadrature
 from ._targets import select_batch
@@ -101,11 +101,7 @@ def integrated_gradients(
     vectorize = check_vectorize(vectorize)
     baseline = check_baseline(baseline, x)
     alphas, weights = quadrature(rule, steps)
-    attr, values = _batched_ig(
-        fn, x, target, baseline, alphas, weights, chunk_size, vectorize, compile
-    )
-    check_values(values, "on the path from baseline to x")
-    return attr
+    return _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize, compile)
 
 
 def _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize, compile=False):
@@ -115,8 +111,8 @@ def _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize,
     def evaluate(x, t, b):
         return kernel(fn, x, t, b, alphas, weights, vectorize)
 
-    attr, values = chunked(evaluate, chunk_size, x, targets, baseline)
-    return unexpand(attr), values
+    what = "on the path from baseline to x"
+    return unexpand(chunked(evaluate, chunk_size, x, targets, baseline, what=what))
 
 
 def _ig_samples(fn, x, t, b, alphas, weights, vectorize):
@@ -272,8 +268,7 @@ def adaptive_integrated_gradients(
         pick = pytree.tree_map(lambda leaf, i=todo: leaf[i], (x, baseline))
         t = None if target is None else target[todo]
         alphas, weights = quadrature(rule, steps)
-        part, values = _batched_ig(fn, pick[0], t, pick[1], alphas, weights, chunk_size, vectorize)
-        check_values(values, "on the path from baseline to x")
+        part = _batched_ig(fn, pick[0], t, pick[1], alphas, weights, chunk_size, vectorize)
         part_gap = _total(part) - change[todo]
         for leaf, new in zip(pytree.tree_leaves(attr), pytree.tree_leaves(part), strict=True):
             leaf[todo] = new

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-from ._batching import check_values, prepare
+from ._batching import prepare
 from ._evaluate import check_vectorize, chunked, compiled, row_values, rows_of
 from ._masks import common_dtype, group_matrix, unflatten_rows, window_masks
 from ._validation import check_baseline
@@ -65,8 +65,7 @@ def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize, comp
     def evaluate(x, t, b):
         return kernel(fn, x, t, b, keep, share, vectorize)
 
-    attr, values = chunked(evaluate, chunk_size, x, target, baseline)
-    check_values(values, "for a perturbed input")
+    attr = chunked(evaluate, chunk_size, x, target, baseline, what="for a perturbed input")
     return attr
 
 

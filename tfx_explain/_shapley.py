@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ._batching import check_values, prepare
+from ._batching import prepare
 from ._evaluate import check_vectorize, chunked, compiled
 from ._masks import coalitions, common_dtype, group_matrix, unflatten_rows
 from ._perturbation import first_sample, perturbed_values
@@ -162,6 +162,5 @@ def shapley_values(
     def evaluate(x, t, b):
         return kernel(fn, x, t, b, keep, upper, lower, weight, share, vectorize)
 
-    attr, values = chunked(evaluate, chunk_size, x, target, baseline)
-    check_values(values, "for a coalition input")
+    attr = chunked(evaluate, chunk_size, x, target, baseline, what="for a coalition input")
     return attr

@@ -183,6 +183,5 @@ def expected_gradients(
     def evaluate(x, t, refs, alphas):
         return _eg_samples(fn, x, t, refs, alphas, vectorize)
 
-    attr, values = chunked(evaluate, chunk_size, x, targets, refs, alphas)
-    check_values(values, "between a baseline and x")
+    attr = chunked(evaluate, chunk_size, x, targets, refs, alphas, what="between a baseline and x")
     return unexpand(attr)
