@@ -186,7 +186,9 @@ def compiled(impl: Callable, compile: bool) -> Callable:
     ``fn`` and input shape (guards) and recompiles for a new one. If compiling or
     running the compiled kernel fails, the call is repeated eagerly: a genuine
     error of ``fn`` or the inputs is then raised from the eager run, and otherwise
-    a :class:`CompileFallbackWarning` says why compilation was abandoned.
+    a :class:`CompileFallbackWarning` says why compilation was abandoned. Calls
+    whose arguments are transformed (the method runs under ``vmap`` or ``grad``)
+    use ``impl`` directly.
     """
     if not isinstance(compile, bool):
         raise TypeError(f"compile must be True or False, got {compile!r}")

@@ -42,7 +42,8 @@ def input_gradients(
         ``"batch"`` (one batched forward+backward; needs rows that ``fn`` treats
         independently, works for ops without vmap batching rules).
       compile: run the kernel through ``torch.compile`` (compiled once per ``fn``
-        and input shape, falling back to eager with a warning on failure).
+        and input shape, falling back to eager with a warning on failure; calls
+        made inside a ``torch.func`` transform run the eager kernel).
 
     Returns:
       Gradients shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target), same dtype.
