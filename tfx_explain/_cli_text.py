@@ -37,11 +37,6 @@ def explain_pair(a: str, b: str, *, steps: int = 50, baseline: str = "pad") -> d
     if baseline not in BASELINES:
         raise ValueError(f"baseline must be one of {list(BASELINES)}, got {baseline!r}")
     started = time.perf_counter()
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError as err:
-        raise ImportError(f"the text command needs transformers; install: {_INSTALL}") from err
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar on stderr
     tokenizer, model = text.load_minilm()
     load_seconds = time.perf_counter() - started
 

@@ -317,12 +317,19 @@ def load_minilm() -> tuple[Any, nn.Module]:
     path = minilm_dir()
     try:
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
     except ImportError as err:
         raise ImportError(
             "tfx_explain.text needs transformers; install the text extra: pip install -e '.[text]'"
         ) from err
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path, attn_implementation="eager")
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar for 90 MB read from disk
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path, attn_implementation="eager")
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
     return tokenizer, model.eval().requires_grad_(False)
 
 
