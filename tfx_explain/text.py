@@ -227,11 +227,18 @@ def cosine_to(
 
     Args:
       rest: the ``rest`` of :func:`split_encoder`.
-      other: unit sentence embeddings ``(H,)`` or ``(B, H)`` (e.g. of sentence B).
+      other: one unit sentence embedding ``(H,)`` (e.g. of sentence B), shared by
+        every sample. A per-sample partner would have to travel inside ``x``:
+        methods evaluate ``fn`` one row at a time, so a ``(B, H)`` constant would
+        not line up with the rows.
 
     Returns:
       ``fn(x) -> (B,)`` for ``x`` = :func:`encoder_inputs`.
     """
+    if not isinstance(other, torch.Tensor) or other.ndim != 1:
+        raise ValueError(
+            f"other must be one sentence embedding (H,), got {getattr(other, 'shape', other)}"
+        )
 
     def fn(x: dict[str, torch.Tensor]) -> torch.Tensor:
         u = sentence_embedding(rest(x), x["mask"])  # (B, H)
