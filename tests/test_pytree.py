@@ -126,6 +126,33 @@ def test_every_method_on_a_tree_equals_its_flat_version(name, kind):
     torch.testing.assert_close(_flat(attr), flat, rtol=0.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["dict", "tuple"])
+def test_adaptive_integrated_gradients_on_a_tree_equals_its_flat_version(kind):
+    tree = _tree()
+    x = tree if kind == "dict" else _as_tuple(tree)
+    fn = lambda z: _fn(z)[:, 1]  # noqa: E731 - a (B,) output, as adaptive IG needs no target
+    result = tx.adaptive_integrated_gradients(fn, x, tol=1e-9)
+    flat = tx.adaptive_integrated_gradients(fn, _flat(tree), tol=1e-9)
+    assert type(result.attributions) is type(x)
+    torch.testing.assert_close(_flat(result.attributions), flat.attributions, rtol=0, atol=1e-12)
+    assert torch.equal(result.steps, flat.steps)
+    assert result.gap.abs().max() <= 1e-9
+    gap = tx.completeness_gap(fn, x, result.attributions)
+    torch.testing.assert_close(gap, result.gap, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["dict", "tuple"])
+def test_smoothgrad_with_noise_keeps_the_tree(kind):
+    tree = _tree()
+    x = tree if kind == "dict" else _as_tuple(tree)
+    smooth = tx.smoothgrad(tx.integrated_gradients, n_samples=4, sigma=0.3, generator=_gen(4))
+    attr = smooth(_fn, x, target=TARGET, steps=4)
+    assert type(attr) is type(x)
+    for leaf, ref in zip(pytree.tree_leaves(attr), pytree.tree_leaves(x), strict=True):
+        assert leaf.shape == ref.shape and leaf.dtype == ref.dtype
+        assert bool(torch.isfinite(leaf).all())
+
+
 @pytest.mark.parametrize("name", list(METHODS))
 def test_mixed_dtype_leaves_keep_their_dtypes(name):
     tree = _tree(dtype_v=torch.float32)

@@ -281,3 +281,12 @@ def test_cosine_to_takes_one_vector(bert):
     _, rest = text.split_encoder(bert, IDS, MASK)
     with pytest.raises(ValueError, match="other"):
         text.cosine_to(rest, torch.ones(3, 8))
+
+
+def test_cli_colors_tokens_by_sign_only_on_a_terminal():
+    from tfx_explain._cli_text import _colored
+
+    assert _colored("good", 0.9, 1.0, color=True) == "\033[32;1mgood\033[0m"  # strong: bold
+    assert _colored("bad", -0.2, 1.0, color=True) == "\033[31mbad\033[0m"
+    assert _colored("[CLS]", 0.0, 1.0, color=True) == "[CLS]"
+    assert _colored("good", 0.9, 1.0, color=False) == "good"

