@@ -8,6 +8,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from ._masks import group_matrix
+from ._validation import check_structure
 
 __all__ = ["group_attributions", "global_importance", "combine"]
 
@@ -75,7 +76,7 @@ def global_importance(attr: Any, *, groups: Any = None) -> torch.Tensor:
     return torch.where(total > 0, mean / torch.where(total > 0, total, 1.0), 0.0)
 
 
-def combine(*attributions: torch.Tensor) -> torch.Tensor:
+def combine(*attributions: Any) -> Any:
     """Average of several attributions after scaling each sample to a maximum magnitude of 1.
 
     .. math::
@@ -83,13 +84,15 @@ def combine(*attributions: torch.Tensor) -> torch.Tensor:
         c_{b,i} = \\frac{1}{M} \\sum_{m=1}^{M} \\frac{a^{(m)}_{b,i}}{\\max_j |a^{(m)}_{b,j}|}
 
     The combined score of occlusion (non-local) and gradient x input (local) that
-    the seed on occlusion uses; a sample whose attributions are all 0 keeps 0.
+    the seed on occlusion uses; a sample whose attributions are all 0 keeps 0. For
+    a dict/tuple of tensors the maximum runs over every leaf of the sample.
 
     Args:
-      *attributions: two or more tensors ``(B, *F)`` of the same shape.
+      *attributions: two or more tensors ``(B, *F)`` of the same shape, or pytrees
+        of them with the same structure and shapes.
 
     Returns:
-      ``(B, *F)`` combined scores in ``[-1, 1]``.
+      ``(B, *F)`` combined scores in ``[-1, 1]`` (a pytree like the inputs).
 
     Example:
       >>> import torch
@@ -98,15 +101,28 @@ def combine(*attributions: torch.Tensor) -> torch.Tensor:
     """
     if len(attributions) < 2:
         raise ValueError(f"combine needs at least two attributions, got {len(attributions)}")
-    shape = attributions[0].shape
+    first = attributions[0]
+    shapes = [getattr(a, "shape", a) for a in pytree.tree_leaves(first)]
     for i, a in enumerate(attributions):
-        if not isinstance(a, torch.Tensor) or a.shape != shape or a.ndim < 1:
+        if i:
+            check_structure(a, first, f"attributions[{i}]", "attributions[0]")
+        leaves = pytree.tree_leaves(a)
+        if not leaves or any(
+            not isinstance(leaf, torch.Tensor) or leaf.ndim < 1 or leaf.shape != shape
+            for leaf, shape in zip(leaves, shapes, strict=True)
+        ):
             raise ValueError(
-                f"attributions[{i}] must be a tensor of shape {tuple(shape)}, "
-                f"got {getattr(a, 'shape', a)}"
+                f"attributions[{i}] must be a tensor (or pytree) of shape "
+                f"{[tuple(s) if isinstance(s, torch.Size) else s for s in shapes]}, "
+                f"got {[tuple(getattr(leaf, 'shape', ())) for leaf in leaves]}"
             )
+    leaves, spec = pytree.tree_flatten(first)
     scaled = []
     for a in attributions:
-        peak = a.flatten(1).abs().amax(1).reshape((-1,) + (1,) * (a.ndim - 1))
-        scaled.append(torch.where(peak > 0, a / torch.where(peak > 0, peak, 1.0), 0.0))
-    return torch.stack(scaled).mean(0)
+        flat = _flat(a)  # (B, D)
+        peak = flat.abs().amax(1, keepdim=True)  # (B, 1)
+        scaled.append(torch.where(peak > 0, flat / torch.where(peak > 0, peak, 1.0), 0.0))
+    mean = torch.stack(scaled).mean(0)  # (M, B, D) -> (B, D)
+    parts = torch.split(mean, [leaf[0].numel() for leaf in leaves], dim=1)
+    shaped = [p.reshape(leaf.shape).to(leaf.dtype) for p, leaf in zip(parts, leaves, strict=True)]
+    return pytree.tree_unflatten(shaped, spec)

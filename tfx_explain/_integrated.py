@@ -13,7 +13,13 @@ from ._batching import expand_targets, per_target, prepare
 from ._evaluate import check_vectorize, chunked, compiled, row_gradients
 from ._quadrature import RULES, quadrature
 from ._targets import select_batch
-from ._validation import check_baseline, check_choice, check_positive_int, is_transformed
+from ._validation import (
+    check_baseline,
+    check_choice,
+    check_positive_int,
+    check_structure,
+    is_transformed,
+)
 
 __all__ = [
     "integrated_gradients",
@@ -171,10 +177,9 @@ def completeness_gap(
     multi = target is not None and target.ndim == 2
     leading = 2 if multi else 1
     totals = []
-    a_leaves, a_spec = pytree.tree_flatten(attributions)
-    x_leaves, x_spec = pytree.tree_flatten(per_target(x, target))
-    if a_spec != x_spec:
-        raise ValueError(f"attributions must have the structure of x: {x_spec}, got {a_spec}")
+    check_structure(attributions, x, "attributions")
+    a_leaves = pytree.tree_leaves(attributions)
+    x_leaves = pytree.tree_leaves(per_target(x, target))
     for a, leaf in zip(a_leaves, x_leaves, strict=True):
         if a.ndim < leading or a.shape[leading:] != leaf.shape[leading:]:
             raise ValueError(

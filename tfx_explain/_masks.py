@@ -39,12 +39,17 @@ def flatten_sample(x1: Any) -> torch.Tensor:
 
 
 def unflatten_rows(rows: torch.Tensor, like: Any) -> Any:
-    """Inverse of :func:`flatten_sample` for ``R`` rows: ``(R, D) -> pytree of (R, *F_leaf)``."""
+    """Inverse of :func:`flatten_sample` for ``R`` rows: ``(R, D) -> pytree of (R, *F_leaf)``.
+
+    The flat rows have the common dtype of all leaves; each leaf gets its own dtype
+    back, so a float32 leaf next to a float64 one stays float32.
+    """
     leaves, spec = pytree.tree_flatten(like)
     sizes = [leaf.numel() for leaf in leaves]
     parts = torch.split(rows, sizes, dim=-1)
     shaped = [
-        p.reshape(rows.shape[:-1] + leaf.shape) for p, leaf in zip(parts, leaves, strict=True)
+        p.reshape(rows.shape[:-1] + leaf.shape).to(leaf.dtype)
+        for p, leaf in zip(parts, leaves, strict=True)
     ]
     return pytree.tree_unflatten(shaped, spec)
 
@@ -129,13 +134,25 @@ def group_matrix(groups: Any, x1: Any) -> tuple[list[str], torch.Tensor]:
         elif (
             isinstance(members, tuple)
             and len(members) == 2
+            and isinstance(members[0], str | int)
             and not isinstance(members[0], bool)
-            and members[0] in keys
-            and isinstance(members[1], Sequence)
+            and isinstance(members[1], Sequence | range | torch.Tensor)
+            and not isinstance(members[1], str | bytes)
         ):
+            # (leaf key, indices into that leaf's flattened features)
+            if members[0] not in keys:
+                raise TypeError(
+                    f"groups[{name!r}] names leaf {members[0]!r}, but x has the leaves "
+                    f"{sorted(keys, key=str)}"
+                )
             leaf = keys[members[0]]
-            inner = _indices(members[1], sizes[leaf], f"groups[{name!r}]")
+            inner = _indices(members[1], sizes[leaf], f"groups[{name!r}][1]")
             members = [offsets[leaf] + i for i in inner]
+        elif isinstance(members, str):
+            raise TypeError(
+                f"groups[{name!r}] names leaf {members!r}, but x has the leaves "
+                f"{sorted(keys, key=str)}"
+            )
         members = _indices(members, total, f"groups[{name!r}]")
         if not members:
             raise ValueError(f"groups[{name!r}] is empty")
@@ -155,6 +172,11 @@ def group_matrix(groups: Any, x1: Any) -> tuple[list[str], torch.Tensor]:
 
 def _indices(members: Any, size: int, name: str) -> list[int]:
     if isinstance(members, torch.Tensor):
+        if members.ndim != 1 or members.is_floating_point() or members.is_complex():
+            raise TypeError(
+                f"{name} must be a 1-d integer tensor of feature indices, got dtype "
+                f"{members.dtype} and shape {tuple(members.shape)}"
+            )
         members = members.tolist()
     if isinstance(members, (str, bytes)) or not isinstance(members, Sequence | range):
         raise TypeError(

@@ -13,7 +13,13 @@ from torch.utils import _pytree as pytree
 
 from ._batching import check_values, expand_targets, prepare
 from ._evaluate import check_vectorize, chunked, row_gradients
-from ._validation import check_inputs, check_positive_int, is_transformed, leaf_names
+from ._validation import (
+    check_inputs,
+    check_positive_int,
+    check_structure,
+    is_transformed,
+    leaf_names,
+)
 
 __all__ = ["smoothgrad", "expected_gradients"]
 
@@ -163,10 +169,8 @@ def expected_gradients(
     n_samples = check_positive_int(n_samples, "n_samples")
     _check_generator(generator)
     n_refs = check_inputs(baselines, "baselines")
-    x_leaves, spec = pytree.tree_flatten(x)
-    b_leaves, b_spec = pytree.tree_flatten(baselines)
-    if b_spec != spec:
-        raise ValueError(f"baselines must have the structure of x: {spec}, got {b_spec}")
+    check_structure(baselines, x, "baselines")
+    x_leaves, b_leaves = pytree.tree_leaves(x), pytree.tree_leaves(baselines)
     for name, b, leaf in zip(leaf_names(baselines, "baselines"), b_leaves, x_leaves, strict=True):
         if b.shape[1:] != leaf.shape[1:]:
             raise ValueError(

@@ -27,6 +27,7 @@ __all__ = [
     "check_chunk_size",
     "check_finite",
     "leaf_names",
+    "check_structure",
 ]
 
 
@@ -44,6 +45,35 @@ def leaf_names(tree: Any, name: str) -> list[str]:
     """Readable names of a pytree's leaves: ``x``, ``x['text']``, ``x[0]``."""
     paths, _ = pytree.tree_flatten_with_path(tree)
     return [name + pytree.keystr(path) for path, _ in paths]
+
+
+def check_structure(tree: Any, like: Any, name: str, like_name: str = "x") -> None:
+    """Raise ``ValueError`` unless ``tree`` has the pytree structure of ``like``.
+
+    The message names the leaves one has and the other lacks (``baseline['v']``),
+    not two TreeSpec dumps.
+    """
+    spec, like_spec = pytree.tree_structure(tree), pytree.tree_structure(like)
+    if spec == like_spec:
+        return
+    paths = [pytree.keystr(p) for p, _ in pytree.tree_flatten_with_path(tree)[0]]
+    like_paths = [pytree.keystr(p) for p, _ in pytree.tree_flatten_with_path(like)[0]]
+    missing = [p for p in like_paths if p not in paths]
+    extra = [p for p in paths if p not in like_paths]
+    problems = []
+    if missing:
+        problems.append("misses " + ", ".join(f"{name}{p}" for p in missing[:5]))
+    if extra:
+        problems.append(
+            "has " + ", ".join(f"{name}{p}" for p in extra[:5]) + f" not in {like_name}"
+        )
+    if not problems:  # same leaf paths, different containers (e.g. tuple vs list)
+        problems.append(f"is a {type(tree).__name__}, {like_name} a {type(like).__name__}")
+    leaves = ", ".join(like_name + p for p in like_paths[:8])
+    raise ValueError(
+        f"{name} must have the structure of {like_name} (leaves {leaves}), but it "
+        + " and ".join(problems)
+    )
 
 
 def check_fn(fn: Any) -> None:
@@ -121,11 +151,11 @@ def check_baseline(baseline: Any, x: Any, name: str = "baseline") -> Any:
         return pytree.tree_unflatten(out, spec)
     if isinstance(baseline, torch.Tensor) and len(x_leaves) > 1:
         raise TypeError(
-            f"{name} must have the structure of x ({spec}) or be a number, got one tensor"
+            f"{name} must have the structure of x (leaves {', '.join(x_names)}) or be a "
+            "number, got one tensor"
         )
-    b_leaves, b_spec = pytree.tree_flatten(baseline)
-    if b_spec != spec:
-        raise ValueError(f"{name} must have the structure of x: expected {spec}, got {b_spec}")
+    check_structure(baseline, x, name)
+    b_leaves = pytree.tree_leaves(baseline)
     out = []
     for b_name, x_name, b, leaf in zip(
         leaf_names(baseline, name), x_names, b_leaves, x_leaves, strict=True

@@ -210,9 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_argument("--no-plot", action="store_true", help="do not write the PNG chart")
     people.set_defaults(func=_people)
     from tfx_explain._cli_attribute import add_attribute_parser, add_people_data_parser
+    from tfx_explain._cli_text import add_text_parser
 
     add_attribute_parser(commands)
     add_people_data_parser(commands)
+    add_text_parser(commands)
     return parser
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "image_overlays",
     "expected_vs_estimated",
     "waterfall",
+    "token_strip",
 ]
 
 _INSTALL = 'tfx_explain.plot needs matplotlib; install it with: pip install "tfx_explain[plot]"'
@@ -492,4 +493,69 @@ def waterfall(
     ax.set_xlabel(xlabel)
     if title:
         ax.set_title(title)
+    return _save(fig, path)
+
+
+def token_strip(
+    tokens: Sequence[str],
+    scores: Any,
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Tokens written as text, each on a background colored by its score (red < 0 < green).
+
+    .. math::
+
+        \\text{color}_l = \\mathrm{RdYlGn}\\Big(\\frac{1}{2} + \\frac{s_l}{2 \\max_k |s_k|}\\Big)
+
+    above a bar per token, so the sentence reads as a heat map of its scores.
+
+    Args:
+      tokens: ``L`` token strings.
+      scores: ``(L,)`` per-token scores (e.g. :func:`tfx_explain.text.token_scores`).
+      path: output file, ending in ``.png``.
+      title: figure title.
+
+    Returns:
+      ``Path`` of the written PNG.
+
+    Example:
+      >>> import tempfile, pathlib
+      >>> path = pathlib.Path(tempfile.mkdtemp()) / "tokens.png"
+      >>> token_strip(["good", "film"], [0.8, -0.1], path).exists()
+      True
+    """
+    path = _check_path(path)
+    values = _array(scores, "scores", 1)
+    names = _labels(tokens, values.shape[0], "tokens")
+    title = _text(title, "title")
+    peak = float(np.abs(values).max()) or 1.0
+    fig = _figure(max(4.0, 0.62 * len(names) + 1.0), 2.9)
+    from matplotlib import colormaps
+
+    cmap = colormaps["RdYlGn"]
+    colors = [cmap(0.5 + 0.5 * v / peak) for v in values]
+    text_ax, bar_ax = fig.subplots(2, 1, height_ratios=[1, 2.2])
+    text_ax.set_axis_off()
+    text_ax.set_xlim(-0.5, len(names) - 0.5)
+    for i, (name, color, value) in enumerate(zip(names, colors, values, strict=True)):
+        text_ax.text(
+            i,
+            0.5,
+            name,
+            ha="center",
+            va="center",
+            color="white" if abs(value) > 0.6 * peak else "black",  # readable on dark cells
+            rotation=30 if len(name) > 6 else 0,
+            bbox={"facecolor": color, "edgecolor": "none", "boxstyle": "round,pad=0.3"},
+        )
+    positions = np.arange(len(names))
+    bar_ax.bar(positions, values, color=colors, edgecolor="black", linewidth=0.5)
+    bar_ax.axhline(0.0, color="black", linewidth=0.8)
+    bar_ax.set_xlim(-0.5, len(names) - 0.5)
+    bar_ax.set_xticks(positions, names, rotation=60, ha="right", fontsize="small")
+    bar_ax.set_ylabel("score")
+    if title:
+        fig.suptitle(title)
     return _save(fig, path)
