@@ -254,7 +254,8 @@ def batches(
     Example:
       >>> from hypothesis import find, settings
       >>> strategy = batches(feature_shape=(2, 3), max_batch=4)
-      >>> x = find(strategy, lambda x: len(x) == 4, settings=settings(deadline=None))
+      >>> search = settings(deadline=None, max_examples=200)
+      >>> x = find(strategy, lambda x: len(x) == 4, settings=search)
       >>> tuple(x.shape), x.dtype
       ((4, 2, 3), torch.float64)
     """
@@ -293,7 +294,8 @@ def baselines(
     Example:
       >>> from hypothesis import find, settings
       >>> strategy = baselines(feature_shape=3, batch_size=5)
-      >>> b = find(strategy, lambda b: not isinstance(b, float), settings=settings(deadline=None))
+      >>> search = settings(deadline=None, max_examples=200)
+      >>> b = find(strategy, lambda b: not isinstance(b, float), settings=search)
       >>> tuple(b.shape)
       (1, 3)
     """
@@ -486,7 +488,8 @@ def mlps(
       >>> import torch
       >>> from hypothesis import find, settings
       >>> strategy = mlps(n_features=4, max_dummies=2)
-      >>> model = find(strategy, lambda m: len(m.dummies) == 2, settings=settings(deadline=None))
+      >>> search = settings(deadline=None, max_examples=200)
+      >>> model = find(strategy, lambda m: len(m.dummies) == 2, settings=search)
       >>> model(torch.zeros(3, 4, dtype=torch.float64)).shape
       torch.Size([3])
     """
@@ -595,7 +598,8 @@ def equivalent_mlps(
       >>> import torch
       >>> from hypothesis import find, settings
       >>> strategy = equivalent_mlps(n_features=3)
-      >>> model, twin = find(strategy, lambda pair: True, settings=settings(deadline=None))
+      >>> search = settings(deadline=None, max_examples=200)
+      >>> model, twin = find(strategy, lambda pair: True, settings=search)
       >>> x = torch.randn(5, 3, dtype=torch.float64)
       >>> bool(torch.allclose(model(x), twin(x), rtol=1e-12, atol=1e-12))
       True
@@ -667,7 +671,8 @@ def linear_models(
     Example:
       >>> from hypothesis import find, settings
       >>> strategy = linear_models(n_features=3, max_dummies=3)
-      >>> model = find(strategy, lambda m: True, settings=settings(deadline=None))
+      >>> search = settings(deadline=None, max_examples=200)
+      >>> model = find(strategy, lambda m: True, settings=search)
       >>> model.params["weight"].shape, model.dummies
       (torch.Size([3]), (0, 1, 2))
     """
@@ -757,7 +762,8 @@ def additive_models(
       >>> import torch
       >>> from hypothesis import find, settings
       >>> strategy = additive_models(n_features=3)
-      >>> model = find(strategy, lambda m: not m.dummies, settings=settings(deadline=None))
+      >>> search = settings(deadline=None, max_examples=200)
+      >>> model = find(strategy, lambda m: not m.dummies, settings=search)
       >>> x = torch.ones(2, 3, dtype=torch.float64)
       >>> bool(torch.equal(model(x), model.terms(x).sum(-1)))
       True
@@ -843,7 +849,8 @@ def transformer_nets(
       >>> import torch
       >>> from hypothesis import find, settings
       >>> strategy = transformer_nets(n_features=3)
-      >>> net = find(strategy, lambda m: True, settings=settings(deadline=None))
+      >>> search = settings(deadline=None, max_examples=200)
+      >>> net = find(strategy, lambda m: True, settings=search)
       >>> net(torch.zeros(2, 3, dtype=torch.float64)).shape
       torch.Size([2])
     """
