@@ -230,7 +230,8 @@ def heatmap(
     path = _check_path(path)
     array = _array(values, "values", 2)
     spans = [] if fields is None else _field_spans(fields, array.shape[1])
-    title = _text(title, "title")
+    title, xlabel, ylabel = _text(title, "title"), _text(xlabel, "xlabel"), _text(ylabel, "ylabel")
+    colorbar_label = _text(colorbar_label, "colorbar_label")
 
     fig = _figure(min(14.0, 3.0 + 0.2 * array.shape[1]), min(9.0, 2.2 + 0.1 * array.shape[0]))
     ax = fig.add_subplot()
