@@ -34,6 +34,11 @@ def _calls():
             (torch.randn(4, 6, generator=g),),
             {"fields": {"a": [0, 1], "b": [2, 3, 4, 5]}, "title": "t"},
         ),
+        "heatmaps": (
+            plot.heatmaps,
+            ({"before": torch.rand(3, 6, generator=g), "after": torch.randn(5, 6, generator=g)},),
+            {"fields": {"a": [0, 1, 2], "b": [3, 4, 5]}, "title": "t"},
+        ),
         "image_overlays": (
             plot.image_overlays,
             (torch.rand(2, 8, 8, generator=g), {"m": torch.randn(2, 8, 8, generator=g)}),
@@ -161,6 +166,19 @@ BAD = [
     ("heatmap", {"xlabel": 1}, TypeError, r"xlabel must be a str or None, got 1"),
     ("heatmap", {"ylabel": 2}, TypeError, r"ylabel must be a str or None, got 2"),
     ("heatmap", {"colorbar_label": 3}, TypeError, r"colorbar_label must be a str or None, got 3"),
+    # heatmaps
+    ("heatmaps", {"arg0": {}}, TypeError, r"panels must be a non-empty mapping"),
+    ("heatmaps", {"arg0": torch.rand(3, 6)}, TypeError, r"panels must be a non-empty mapping"),
+    (
+        "heatmaps",
+        {"arg0": {"a": torch.rand(3, 6), "b": torch.rand(3, 5)}},
+        ValueError,
+        r"panels\['b'\] must have 6 columns",
+    ),
+    ("heatmaps", {"arg0": {"a": torch.rand(6)}}, ValueError, r"panels\['a'\] must have 2 dims"),
+    ("heatmaps", {"fields": {"a": [6]}}, ValueError, r"fields\['a'\] must lie in \[0, 6\)"),
+    ("heatmaps", {"ylabel": 2}, TypeError, r"ylabel must be a str or None, got 2"),
+    ("heatmaps", {"colorbar_label": 3}, TypeError, r"colorbar_label must be a str or None"),
     # image_overlays
     ("image_overlays", {"arg0": torch.rand(8, 8)}, ValueError, r"images must have 3 dims"),
     ("image_overlays", {"arg1": {}}, TypeError, r"maps must be a non-empty mapping"),
