@@ -275,7 +275,7 @@ def run_control(control: str, *, small: bool, out: str | Path, seed: int, plot_m
                 Path(out) / f"occlusion_{control}_fields.png",
                 series=list(METHODS),
                 highlight=list(CONTROLS[control]),
-                title=f"control '{control}': share of |attribution| per field (R^2 {r2:.3f})",
+                title=f"control '{control}' (test R^2 {r2:.3f})",
                 xlabel="share of mean summed |attribution|",
             )
         )
