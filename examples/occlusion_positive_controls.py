@@ -183,7 +183,7 @@ def train(
     epochs: int,
     generator: torch.Generator,
 ) -> None:
-    """Fit ``rest(embed(ids))`` to ``y`` by Adam on mean squared error (in place)."""
+    """Fit ``rest(embed(ids))`` to ``y`` by AdamW on mean squared error, then freeze (in place)."""
     params = [*embed.parameters(), *rest.parameters()]
     optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=1e-4)
     steps_per_epoch = math.ceil(len(ids) / 128)
@@ -199,8 +199,8 @@ def train(
             loss.backward()
             optimizer.step()
             schedule.step()
-    embed.eval()
-    rest.eval()
+    embed.eval().requires_grad_(False)
+    rest.eval().requires_grad_(False)
 
 
 def attribute(embed: Embed, rest: Rest, ids: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -241,7 +241,8 @@ def run_control(control: str, *, small: bool, out: str | Path, seed: int, plot_m
     with torch.random.fork_rng():  # weight init without touching the caller's global RNG
         torch.manual_seed(int(torch.randint(2**31, (), generator=generator)))
         embed, rest = Embed(hidden).eval(), Rest(hidden).eval()
-    before = attribute(copy.deepcopy(embed), copy.deepcopy(rest), test_ids)
+    frozen = [copy.deepcopy(m).requires_grad_(False) for m in (embed, rest)]
+    before = attribute(*frozen, test_ids)  # the untrained model
     train(embed, rest, ids, y, epochs=epochs, generator=generator)
     with torch.no_grad():
         residual = rest(embed(test_ids)) - y_test
