@@ -37,3 +37,33 @@ def test_people_waterfall_is_efficient(waterfall):
     assert abs(waterfall["gap"]) < 1e-5
     assert waterfall["top_field"] == "age"  # the synthetic income model's main driver
     _png(waterfall["plot"])
+
+
+@pytest.mark.parametrize(
+    ("control", "used"),
+    [
+        ("total", {"total deliverers"}),
+        ("ratio", {"busy deliverers", "total deliverers", "estimated transit time"}),
+    ],
+)
+def test_occlusion_positive_controls_rank_the_used_fields_first(control, used, tmp_path):
+    module = _load("occlusion_positive_controls")
+    result = module.run(small=True, out=tmp_path, controls=(control,))
+    c = result["controls"][control]
+    assert result["passed"], c["ranking"]
+    for method in module.METHODS:  # every method, not only the combined score
+        assert set(c["ranking"][method][: len(used)]) == used, (method, c["ranking"][method])
+    if control == "total":
+        assert all(ranks[0] == "total deliverers" for ranks in c["ranking"].values())
+    assert len(c["plots"]) == 2  # heatmaps before/after training, per-field bars
+    for path in c["plots"]:
+        _png(path)
+
+
+def test_images_digits_deleting_top_ig_pixels_beats_random(tmp_path):
+    result = _load("images_digits").run(small=True, out=tmp_path)
+    assert result["passed"], result
+    ig_drop = result["drops"]["IG, black baseline"]
+    assert ig_drop > 2 * result["random_drop"] > 0
+    assert result["accuracy"] > 0.9
+    _png(result["plot"])

@@ -29,6 +29,7 @@ import torch
 __all__ = [
     "field_bars",
     "heatmap",
+    "heatmaps",
     "image_overlays",
     "expected_vs_estimated",
     "waterfall",
@@ -231,25 +232,35 @@ def heatmap(
     path = _check_path(path)
     array = _array(values, "values", 2)
     spans = [] if fields is None else _field_spans(fields, array.shape[1])
-    title = _text(title, "title")
+    title, xlabel, ylabel = _text(title, "title"), _text(xlabel, "xlabel"), _text(ylabel, "ylabel")
+    colorbar_label = _text(colorbar_label, "colorbar_label")
 
     fig = _figure(min(14.0, 3.0 + 0.2 * array.shape[1]), min(9.0, 2.2 + 0.1 * array.shape[0]))
     ax = fig.add_subplot()
-    signed = bool(array.min() < 0)
-    if not signed:
-        image = ax.imshow(array, aspect="auto", cmap="viridis", vmin=0.0, interpolation="nearest")
-    else:
-        peak = float(np.abs(array).max())
-        image = ax.imshow(
-            array, aspect="auto", cmap="RdBu_r", vmin=-peak, vmax=peak, interpolation="nearest"
-        )
+    image = _draw_heatmap(ax, array, spans, _color_scale([array]), xlabel, ylabel, names=True)
     fig.colorbar(image, ax=ax, label=colorbar_label)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def _color_scale(arrays: list[np.ndarray]) -> dict[str, Any]:
+    """One color scale for all ``arrays``: sequential from 0, or diverging around 0 if signed."""
+    if min(float(a.min()) for a in arrays) >= 0:
+        return {"cmap": "viridis", "vmin": 0.0, "vmax": max(float(a.max()) for a in arrays)}
+    peak = max(float(np.abs(a).max()) for a in arrays)
+    return {"cmap": "RdBu_r", "vmin": -peak, "vmax": peak}
+
+
+def _draw_heatmap(ax, array, spans, scale, xlabel, ylabel, *, names: bool) -> Any:
+    image = ax.imshow(array, aspect="auto", interpolation="nearest", **scale)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.yaxis.get_major_locator().set_params(integer=True)
-    if spans:
-        for _, start, _ in spans[1:]:
-            ax.axvline(start - 0.5, color="black" if signed else "white", linewidth=1.2)
+    line = "black" if scale["cmap"] == "RdBu_r" else "white"
+    for _, start, _ in spans[1:]:
+        ax.axvline(start - 0.5, color=line, linewidth=1.2)
+    if spans and names:
         top = ax.secondary_xaxis("top")
         top.set_xticks(
             [(start + stop - 1) / 2 for _, start, stop in spans],
@@ -259,8 +270,76 @@ def heatmap(
             rotation_mode="anchor",
             fontsize="small",
         )
+    return image
+
+
+def heatmaps(
+    panels: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    fields: Mapping[str, Sequence[int]] | None = None,
+    title: str | None = None,
+    xlabel: str = "position",
+    ylabel: str = "example",
+    colorbar_label: str = "attribution",
+) -> Path:
+    """Several sample-by-feature heatmaps stacked on one color scale (e.g. before/after training).
+
+    .. math::
+
+        \\text{cell}_{p,b,i} = v^{(p)}_{b,i}
+
+    for panel ``p``. All panels share one color scale (sequential from 0 if every
+    value is non-negative, else diverging around 0), so they compare directly.
+
+    Args:
+      panels: mapping panel name -> ``(B_p, D)`` values; every panel has the same ``D``.
+      path: output file, ending in ``.png``.
+      fields: optional mapping field name -> consecutive column indices (named above
+        the first panel, boundaries drawn on every panel).
+      title: figure title.
+      xlabel: column axis label.
+      ylabel: row axis label.
+      colorbar_label: what the color means.
+
+    Returns:
+      ``Path`` of the written PNG.
+
+    Example:
+      >>> import tempfile, pathlib, torch
+      >>> path = pathlib.Path(tempfile.mkdtemp()) / "pair.png"
+      >>> heatmaps({"before": torch.rand(4, 6), "after": torch.rand(4, 6)}, path).exists()
+      True
+    """
+    path = _check_path(path)
+    if not isinstance(panels, Mapping) or not panels:
+        raise TypeError(f"panels must be a non-empty mapping name -> (B, D), got {panels!r}")
+    arrays = {str(name): _array(v, f"panels[{name!r}]", 2) for name, v in panels.items()}
+    width = next(iter(arrays.values())).shape[1]
+    for name, array in arrays.items():
+        if array.shape[1] != width:
+            raise ValueError(
+                f"panels[{name!r}] must have {width} columns like the first panel, "
+                f"got shape {array.shape}"
+            )
+    spans = [] if fields is None else _field_spans(fields, width)
+    title, xlabel, ylabel = _text(title, "title"), _text(xlabel, "xlabel"), _text(ylabel, "ylabel")
+    colorbar_label = _text(colorbar_label, "colorbar_label")
+
+    rows = [min(40, a.shape[0]) for a in arrays.values()]  # panel heights follow their rows
+    fig = _figure(
+        min(14.0, 3.0 + 0.2 * width), min(14.0, 1.8 + 1.0 * len(arrays) + 0.08 * sum(rows))
+    )
+    axes = fig.subplots(len(arrays), 1, squeeze=False, height_ratios=rows)[:, 0]
+    scale = _color_scale(list(arrays.values()))
+    for p, (ax, (name, array)) in enumerate(zip(axes, arrays.items(), strict=True)):
+        last = p == len(arrays) - 1
+        image = _draw_heatmap(
+            ax, array, spans, scale, xlabel if last else "", f"{name}\n{ylabel}", names=p == 0
+        )
+    fig.colorbar(image, ax=list(axes), label=colorbar_label, shrink=0.9)
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     return _save(fig, path)
 
 
