@@ -49,6 +49,14 @@ def _calls():
             (np.array([0.0, 1.0, 2.0]), torch.tensor([0.1, 0.9, 2.2])),
             {"categories": ["p", "p", "q"], "title": "t"},
         ),
+        "token_strip": (
+            plot.token_strip,
+            (
+                ["[CLS]", "a", "wonderful", "film", "[SEP]"],
+                torch.tensor([0.0, 0.1, 0.7, -0.2, 0.0]),
+            ),
+            {"title": "t"},
+        ),
         "waterfall": (
             plot.waterfall,
             (torch.tensor([0.3, -0.1, 0.05]), ["a", "b", "c"]),
@@ -201,6 +209,11 @@ BAD = [
     ("expected_vs_estimated", {"arg1": [0.0, 1.0]}, ValueError, r"estimated must have expected"),
     ("expected_vs_estimated", {"categories": ["p"]}, ValueError, r"categories must have 3"),
     ("expected_vs_estimated", {"ylabel": 0}, TypeError, r"ylabel must be a str or None, got 0"),
+    # token_strip
+    ("token_strip", {"arg1": [[0.1]]}, ValueError, r"scores must have 1 dims"),
+    ("token_strip", {"arg1": [0.1, float("nan"), 0, 0, 0]}, ValueError, r"scores must be finite"),
+    ("token_strip", {"arg0": ["a", "b"]}, ValueError, r"tokens must have 5 entries, got 2"),
+    ("token_strip", {"arg0": "abcde"}, TypeError, r"tokens must be a sequence of 5 strings"),
     # waterfall
     ("waterfall", {"arg0": [[0.1]]}, ValueError, r"values must have 1 dims"),
     ("waterfall", {"arg1": ["a"]}, ValueError, r"labels must have 3 entries, got 1"),
