@@ -264,6 +264,14 @@ SPECS = [
         steps=True,
     ),
 ]
+# vectorize="batch": one batched call (plain autograd outside transforms), same contract
+SPECS += [
+    Spec(f"{s.name}[batch]", s.method, lambda x, s=s: {**s.options(x), "vectorize": "batch"},
+         **{k: getattr(s, k) for k in ("tree", "baseline", "steps", "groups", "occlusion")})
+    for s in SPECS
+    if s.name in ("input_gradients", "gradient_x_input", "integrated_gradients[gauss_legendre]",
+                  "occlusion", "feature_ablation")
+]  # fmt: skip
 TREE_SPECS = [s for s in SPECS if s.tree]
 RANDOM_SPECS = [s for s in SPECS if s.random]
 
