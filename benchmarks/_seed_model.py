@@ -1,6 +1,6 @@
 """The demo's TransformerNet built from stock PyTorch modules, loaded from our params.
 
-The reference for benchmarks and for tests of :mod:`tfx_explain.models`: the same layout as
+The reference for benchmarks and for tests of :mod:`tfx_explain.people`: the same layout as
 the people-income demo (a per-feature ``SkipLinear`` embedding, a sinusoidal positional
 encoding module, ``nn.TransformerEncoder``, two ``nn.Linear`` layers), with two deliberate
 fixes so that it computes exactly the function ``transformer_net(params, x)``:

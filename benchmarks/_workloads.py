@@ -38,8 +38,7 @@ from torch import Tensor, nn
 
 import tfx_explain as tx
 from benchmarks._seed_model import seed_module_from_params
-from tfx_explain.datasets import PEOPLE_FIELDS
-from tfx_explain.models import init_transformer_net, transformer_net
+from tfx_explain.people import PEOPLE_FIELDS, init_transformer_net, transformer_net
 
 __all__ = ["SMOKE", "Trial", "WORKLOADS", "METHODS", "trial"]
 

@@ -38,16 +38,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tfx_explain as tx  # noqa: E402
-from tfx_explain.datasets import PEOPLE_FEATURES  # noqa: E402
 from tfx_explain.distributed import (  # noqa: E402
     attribute_dataset,
     local_cluster,
     write_people_parquet,
 )
-from tfx_explain.models import init_transformer_net, transformer_net  # noqa: E402
-from tfx_explain.train import save_params  # noqa: E402
+from tfx_explain.people import (  # noqa: E402
+    PEOPLE_FEATURES,  # noqa: E402
+    init_transformer_net,
+    save_params,  # noqa: E402
+    transformer_net,
+)
 
-MODEL = "tfx_explain.models:transformer_net"
+MODEL = "tfx_explain.people:transformer_net"
 
 
 def _load() -> str:

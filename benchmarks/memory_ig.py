@@ -35,7 +35,7 @@ def measure(rows: int, chunk_size: int, vectorize: str, steps: int = 50) -> dict
     import torch
 
     import tfx_explain as tx
-    from tfx_explain.models import init_transformer_net, transformer_net
+    from tfx_explain.people import init_transformer_net, transformer_net
 
     torch.set_num_threads(2)
     fn = functools.partial(transformer_net, init_transformer_net())

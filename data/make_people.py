@@ -98,7 +98,7 @@ def render() -> dict[str, str]:
 
 
 def main() -> None:
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1] / "tfx_explain" / "people" / "data"
     for name, text in render().items():
         (here / name).write_text(text)
         print(f"wrote {here / name}")

@@ -27,15 +27,19 @@ import pandas as pd
 import torch
 
 import tfx_explain as tx
-from tfx_explain.datasets import PEOPLE_FEATURES, PEOPLE_FIELDS
 from tfx_explain.distributed import (
     JobProgress,
     attribute_dataset,
     local_cluster,
     write_people_parquet,
 )
-from tfx_explain.models import transformer_net
-from tfx_explain.train import save_params, train_people
+from tfx_explain.people import (
+    PEOPLE_FEATURES,
+    PEOPLE_FIELDS,
+    save_params,
+    train_people,
+    transformer_net,
+)
 
 
 def main() -> None:
@@ -61,7 +65,7 @@ def main() -> None:
             data,
             work / "people-ig.parquet",
             params=work / "people.pt",
-            model="tfx_explain.models:transformer_net",
+            model="tfx_explain.people:transformer_net",
             method="ig",
             options={"steps": 50},
             groups=PEOPLE_FIELDS,

@@ -22,9 +22,15 @@ import time
 from pathlib import Path
 
 import tfx_explain
-from tfx_explain.datasets import PEOPLE_FIELDS, default_people_paths, load_people, people_row
-from tfx_explain.models import transformer_net
-from tfx_explain.train import load_params, train_people
+from tfx_explain.people import (
+    PEOPLE_FIELDS,
+    default_people_paths,
+    load_params,
+    load_people,
+    people_row,
+    train_people,
+    transformer_net,
+)
 
 PERSON = {"sex": "M", "age": 34, "state": "oklahoma", "politics": "moderate"}
 

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-from ._batching import expand_targets, per_target, prepare
-from ._evaluate import check_vectorize, chunked, compiled, row_gradients
+from ._engine.batching import expand_targets, per_target, prepare
+from ._engine.rows import check_vectorize, chunked, compiled, row_gradients
 
 __all__ = ["input_gradients", "gradient_x_input"]
 

@@ -9,17 +9,17 @@ import torch
 from torch.func import grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
-from ._batching import expand_targets, per_target, prepare
-from ._evaluate import check_vectorize, chunked, compiled, row_gradients
-from ._quadrature import RULES, quadrature
-from ._targets import select_batch
-from ._validation import (
+from ._engine.batching import expand_targets, per_target, prepare
+from ._engine.checks import (
     check_baseline,
     check_choice,
     check_positive_int,
     check_structure,
     is_transformed,
 )
+from ._engine.rows import check_vectorize, chunked, compiled, row_gradients
+from ._engine.targets import select_batch
+from ._quadrature import RULES, quadrature
 
 __all__ = [
     "integrated_gradients",

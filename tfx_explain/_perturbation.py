@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-from ._batching import prepare
-from ._evaluate import check_vectorize, chunked, compiled, row_values, rows_of
-from ._masks import common_dtype, group_matrix, unflatten_rows, window_masks
-from ._validation import check_baseline
+from ._engine.batching import prepare
+from ._engine.checks import check_baseline
+from ._engine.masks import common_dtype, group_matrix, unflatten_rows, window_masks
+from ._engine.rows import check_vectorize, chunked, compiled, row_values, rows_of
 
 __all__ = ["occlusion", "feature_ablation", "perturbed_values", "flatten_batch", "first_sample"]
 

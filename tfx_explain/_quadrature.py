@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_positive_int
+from ._engine.checks import check_choice, check_positive_int
 
 __all__ = ["RULES", "quadrature"]
 

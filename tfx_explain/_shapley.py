@@ -8,11 +8,11 @@ from typing import Any
 
 import torch
 
-from ._batching import prepare
-from ._evaluate import check_vectorize, chunked, compiled
-from ._masks import coalitions, common_dtype, group_matrix, unflatten_rows
+from ._engine.batching import prepare
+from ._engine.checks import check_baseline, check_positive_int
+from ._engine.masks import coalitions, common_dtype, group_matrix, unflatten_rows
+from ._engine.rows import check_vectorize, chunked, compiled
 from ._perturbation import first_sample, perturbed_values
-from ._validation import check_baseline, check_positive_int
 
 __all__ = ["shapley_values", "MAX_EXACT_GROUPS"]
 

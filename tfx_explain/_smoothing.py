@@ -11,15 +11,15 @@ import torch
 from torch.func import vmap
 from torch.utils import _pytree as pytree
 
-from ._batching import check_values, expand_targets, prepare
-from ._evaluate import check_vectorize, chunked, row_gradients
-from ._validation import (
+from ._engine.batching import check_values, expand_targets, prepare
+from ._engine.checks import (
     check_inputs,
     check_positive_int,
     check_structure,
     is_transformed,
     leaf_names,
 )
+from ._engine.rows import check_vectorize, chunked, row_gradients
 
 __all__ = ["smoothgrad", "expected_gradients"]
 

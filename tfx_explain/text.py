@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._validation import check_positive_int
+from ._engine.checks import check_positive_int
 
 __all__ = [
     "MINILM_PACKAGE",

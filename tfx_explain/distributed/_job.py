@@ -19,8 +19,8 @@ import dask.dataframe as dd
 import torch
 from distributed import Client, as_completed
 
-from tfx_explain._masks import group_matrix
-from tfx_explain._validation import check_positive_int
+from tfx_explain._engine.checks import check_positive_int
+from tfx_explain._engine.masks import group_matrix
 
 from ._cluster import local_cluster
 from ._loader import METHODS, import_path, params_stamp, resolve
@@ -126,8 +126,8 @@ def attribute_dataset(
       data: a parquet file or directory, or a ``dask.dataframe.DataFrame``.
       out: output directory; must not exist unless ``overwrite``.
       params: params file, readable by every worker (shared filesystem).
-      model: ``model(params, x)``, e.g. ``"tfx_explain.models:transformer_net"``; the
-        params are read with ``tfx_explain.train.load_params``.
+      model: ``model(params, x)``, e.g. ``"tfx_explain.people:transformer_net"``; the
+        params are read with ``tfx_explain.people.load_params``.
       factory: instead of ``model``, ``factory(params_path) -> fn`` for any other format.
         Both are given as import paths or module-level functions: only the name travels.
       method: ``"ig"``, ``"gxi"``, ``"grad"``, ``"occlusion"``, ``"ablation"``,
@@ -157,16 +157,16 @@ def attribute_dataset(
 
     Example:
       >>> import tempfile
-      >>> from tfx_explain.datasets import PEOPLE_FIELDS
+      >>> from tfx_explain.people import PEOPLE_FIELDS
       >>> from tfx_explain.distributed import write_people_parquet
-      >>> from tfx_explain.models import init_transformer_net
-      >>> from tfx_explain.train import save_params
+      >>> from tfx_explain.people import init_transformer_net
+      >>> from tfx_explain.people import save_params
       >>> work = tempfile.mkdtemp()
       >>> save_params(init_transformer_net(), f"{work}/net.pt")
       >>> data = write_people_parquet(f"{work}/people")  # the 240 shipped rows
       >>> result = attribute_dataset(
       ...     data, f"{work}/ig", params=f"{work}/net.pt",
-      ...     model="tfx_explain.models:transformer_net", method="ig",
+      ...     model="tfx_explain.people:transformer_net", method="ig",
       ...     options={"steps": 20}, groups=PEOPLE_FIELDS, n_workers=1)
       >>> result.rows, result.errors, result.groups
       (240, 0, ('sex', 'age', 'state', 'politics'))

@@ -77,7 +77,7 @@ def _cached_model(
     path: str, stamp: tuple[int, int], model: str | None, factory: str | None
 ) -> Callable:
     if model is not None:
-        from tfx_explain.train import load_params
+        from tfx_explain.people import load_params
 
         return functools.partial(resolve(model), load_params(path))
     return resolve(factory)(path)
@@ -91,7 +91,7 @@ def load_model(
     Args:
       path: params file (absolute path).
       model: import path of a pure ``model(params, x)``; the params are read with
-        ``tfx_explain.train.load_params`` and bound with ``functools.partial``.
+        ``tfx_explain.people.load_params`` and bound with ``functools.partial``.
       factory: import path of ``factory(path) -> fn`` for any other format (e.g. build an
         ``nn.Module``, load its state, call ``.eval()``). Exactly one of the two.
       stamp: the ``(mtime_ns, size)`` the caller expects; a different file on disk

@@ -74,7 +74,7 @@ class Model:
       params: the parameter tensors by name (per kind: ``weight{l}``/``bias{l}`` per
         hidden layer and ``weight_out``/``bias_out`` for MLPs; ``weight`` ``(F,)`` or
         ``(F, C)`` and ``bias`` for linear models; ``a``, ``b``, ``c`` ``(F,)`` for
-        additive models; :func:`tfx_explain.models.init_transformer_net` keys).
+        additive models; :func:`tfx_explain.people.init_transformer_net` keys).
       seed: seed of the ``torch.Generator`` the params were drawn from (``None`` when
         Hypothesis drew them directly).
       activation: hidden activation of an MLP (a key of :data:`ACTIVATIONS`), else ``None``.
@@ -832,7 +832,7 @@ def transformer_nets(
         \\theta = \\mathrm{init\\_transformer\\_net}(\\text{sizes}, \\text{seed})
 
     Sizes are drawn with ``d_embed`` even and divisible by ``n_heads``; the params come
-    from :func:`tfx_explain.models.init_transformer_net` with a seeded generator. The
+    from :func:`tfx_explain.people.init_transformer_net` with a seeded generator. The
     feed-forward blocks use ReLU, so the net has kinks; dropout is off.
 
     Args:
@@ -854,7 +854,7 @@ def transformer_nets(
       >>> net(torch.zeros(2, 3, dtype=torch.float64)).shape
       torch.Size([2])
     """
-    from tfx_explain.models import init_transformer_net, transformer_net
+    from tfx_explain.people import init_transformer_net, transformer_net
 
     n_features = _check_int(n_features, "n_features", minimum=1)
     max_layers = _check_int(max_layers, "max_layers", minimum=1)

@@ -63,8 +63,7 @@ def explain_people(params: dict, x: torch.Tensor, baseline: torch.Tensor, *, ste
       ``{method: (importance per field (G,), mean |completeness gap| or None)}``.
     """
     import tfx_explain as tx
-    from tfx_explain.datasets import PEOPLE_FIELDS
-    from tfx_explain.models import transformer_net
+    from tfx_explain.people import PEOPLE_FIELDS, transformer_net
 
     fn = functools.partial(transformer_net, params)
     base = baseline.expand_as(x)
@@ -95,20 +94,23 @@ def explain_people(params: dict, x: torch.Tensor, baseline: torch.Tensor, *, ste
 
 
 def _people(args: argparse.Namespace) -> int:
-    from tfx_explain.datasets import PEOPLE_FEATURES, PEOPLE_FIELDS, load_people, people_row
-    from tfx_explain.models import transformer_net
-    from tfx_explain.train import (
+    from tfx_explain.people import (
+        PEOPLE_FEATURES,
+        PEOPLE_FIELDS,
         accuracy,
         field_importance,
         load_params,
+        load_people,
+        people_row,
         save_params,
         train_people,
+        transformer_net,
     )
 
     started = time.perf_counter()
     importance = None
     if args.load:
-        from tfx_explain.datasets import default_people_paths
+        from tfx_explain.people import default_people_paths
 
         default_train, default_test = default_people_paths()
         x_train, y_train = load_people(args.train or default_train)
@@ -209,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_argument("--save", metavar="FILE", help="save the params to FILE")
     people.add_argument("--no-plot", action="store_true", help="do not write the PNG chart")
     people.set_defaults(func=_people)
-    from tfx_explain._cli_attribute import add_attribute_parser, add_people_data_parser
-    from tfx_explain._cli_text import add_text_parser
+    from tfx_explain.cli._attribute import add_attribute_parser, add_people_data_parser
+    from tfx_explain.cli._text import add_text_parser
 
     add_attribute_parser(commands)
     add_people_data_parser(commands)

@@ -15,8 +15,8 @@ import torch
 from torch.func import vmap
 from torch.utils import _pytree as pytree
 
-from ._targets import check_target, probe
-from ._validation import check_chunk_size, check_fn, check_inputs, is_transformed
+from .checks import check_chunk_size, check_fn, check_inputs, is_transformed
+from .targets import check_target, probe
 
 __all__ = ["prepare", "lift", "check_values", "per_target", "expand_targets"]
 

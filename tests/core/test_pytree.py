@@ -14,7 +14,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 import tfx_explain as tx
-from tfx_explain import _masks
+from tfx_explain._engine import masks as _masks
 
 F64 = torch.float64
 B = 3

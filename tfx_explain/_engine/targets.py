@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-from ._validation import is_transformed
+from .checks import is_transformed
 
 __all__ = [
     "check_target",

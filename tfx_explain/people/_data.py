@@ -154,20 +154,20 @@ def people_row(*, sex: str | int, age: float, state: str, politics: str) -> Tens
 
 
 def default_people_paths() -> tuple[Path, Path]:
-    """Paths of the shipped ``(people_train.txt, people_test.txt)`` in the repository.
+    """Paths of the shipped ``(people_train.txt, people_test.txt)``.
 
-    The files live in ``data/`` at the repository root, found relative to this package, so
-    they are reachable from a source checkout or an editable install (``pip install -e .``).
+    The files ship as package data in ``tfx_explain/people/data/``, so they are there
+    in a wheel install as well as in a source checkout.
 
     Raises:
-      FileNotFoundError: the files are not there (e.g. a non-editable install).
+      FileNotFoundError: the files were removed from the installed package.
     """
-    data = Path(__file__).resolve().parents[1] / "data"
+    data = Path(__file__).resolve().parent / "data"
     paths = (data / "people_train.txt", data / "people_test.txt")
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(
-                f"people data file {path} not found; it ships in the repository's data/ "
-                "directory (use a source checkout or `pip install -e .`)"
+                f"people data file {path} not found; it ships inside the tfx_explain "
+                "package (reinstall tfx_explain)"
             )
     return paths

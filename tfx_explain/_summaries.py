@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-from ._masks import group_matrix
-from ._validation import check_structure
+from ._engine.checks import check_structure
+from ._engine.masks import group_matrix
 
 __all__ = ["group_attributions", "global_importance", "combine"]
 

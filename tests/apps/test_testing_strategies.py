@@ -39,7 +39,7 @@ from tfx_explain.testing import (
 )
 from tfx_explain.testing.strategies import _init_mlp, _mlp_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_importing_tfx_explain_does_not_import_hypothesis():

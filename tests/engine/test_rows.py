@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import tfx_explain as tx
-from tfx_explain._evaluate import chunked
+from tfx_explain._engine.rows import chunked
 
 W = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
 

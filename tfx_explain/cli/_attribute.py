@@ -60,7 +60,7 @@ def add_attribute_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--model",
-        default="tfx_explain.models:transformer_net",
+        default="tfx_explain.people:transformer_net",
         help="model(params, x) as module:function (default: the functional TransformerNet)",
     )
     parser.add_argument("--factory", help="instead of --model: factory(params_path) -> fn")
@@ -99,8 +99,8 @@ def run_attribute(args: argparse.Namespace) -> int:
     """Run ``tfx-explain attribute``; print the throughput and importance table."""
     import torch
 
-    from tfx_explain.datasets import PEOPLE_FIELDS
     from tfx_explain.distributed import ERRORS_FILE, attribute_dataset
+    from tfx_explain.people import PEOPLE_FIELDS
 
     options = dict(args.option)
     groups = {"people": PEOPLE_FIELDS}.get(args.groups)

@@ -1,4 +1,4 @@
-"""Tests for tfx_explain.train: functional Adam, training, importance, accuracy, params files."""
+"""Tests for tfx_explain.people: functional Adam, training, importance, accuracy, params files."""
 
 from __future__ import annotations
 
@@ -8,21 +8,25 @@ import pickle
 import pytest
 import torch
 
-from tfx_explain.datasets import PEOPLE_FEATURES, PEOPLE_FIELDS, default_people_paths, load_people
-from tfx_explain.models import TransformerNet, init_transformer_net, transformer_net
-from tfx_explain.train import (
+from tfx_explain.people import (
+    PEOPLE_FEATURES,
+    PEOPLE_FIELDS,
     AdamState,
-    _checkpoint_epochs,
-    _mean_abs_input_grad,
+    TransformerNet,
     accuracy,
     adam_init,
     adam_update,
+    default_people_paths,
     field_importance,
+    init_transformer_net,
     load_params,
+    load_people,
     save_params,
     train_people,
     train_transformer_net,
+    transformer_net,
 )
+from tfx_explain.people._train import _checkpoint_epochs, _mean_abs_input_grad
 
 # The default run is 300 epochs (about 20-45 s on 2 busy cores); the test uses 100 epochs.
 # Measured with 100 epochs, seed 0: train accuracy 0.76, test accuracy 0.85, age importance 0.95.

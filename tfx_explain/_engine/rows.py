@@ -26,9 +26,9 @@ import torch
 from torch.func import grad, grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
-from ._batching import check_values
-from ._targets import check_output, one_sample, select_batch
-from ._validation import check_choice, is_transformed
+from .batching import check_values
+from .checks import check_choice, is_transformed
+from .targets import check_output, one_sample, select_batch
 
 __all__ = [
     "VECTORIZE",

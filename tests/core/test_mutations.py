@@ -26,7 +26,7 @@ from tfx_explain import (
     integrated_gradients,
     occlusion,
 )
-from tfx_explain._masks import coalitions, shapley_weights
+from tfx_explain._engine.masks import coalitions, shapley_weights
 from tfx_explain.testing import (
     additive_models,
     baselines,

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 from torch.func import grad, grad_and_value, vmap
 
-from .datasets import default_people_paths, load_people
-from .models import _count_layers, init_transformer_net, transformer_net
+from ._data import default_people_paths, load_people
+from ._model import _count_layers, init_transformer_net, transformer_net
 
 __all__ = [
     "AdamState",
@@ -231,7 +231,7 @@ def train_transformer_net(
     is taken with ``vmap(grad(.))`` in evaluation mode (no dropout).
 
     Args:
-      params: initial parameters (e.g. from :func:`~tfx_explain.models.init_transformer_net`);
+      params: initial parameters (e.g. from :func:`~tfx_explain.people.init_transformer_net`);
         not modified.
       x: training inputs ``(N, F)`` in the params' dtype.
       y: targets ``(N,)``.

@@ -284,7 +284,7 @@ def test_cosine_to_takes_one_vector(bert):
 
 
 def test_cli_colors_tokens_by_sign_only_on_a_terminal():
-    from tfx_explain._cli_text import _colored
+    from tfx_explain.cli._text import _colored
 
     assert _colored("good", 0.9, 1.0, color=True) == "\033[32;1mgood\033[0m"  # strong: bold
     assert _colored("bad", -0.2, 1.0, color=True) == "\033[31mbad\033[0m"

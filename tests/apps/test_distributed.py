@@ -22,15 +22,9 @@ import dask.dataframe as dd  # noqa: E402
 import psutil  # noqa: E402
 
 import tfx_explain as tx  # noqa: E402
-from tfx_explain._cli_attribute import (  # noqa: E402
+from tfx_explain.cli._attribute import (  # noqa: E402
     add_attribute_parser,
     add_people_data_parser,
-)
-from tfx_explain.datasets import (  # noqa: E402
-    PEOPLE_FEATURES,
-    PEOPLE_FIELDS,
-    default_people_paths,
-    load_people,
 )
 from tfx_explain.distributed import (  # noqa: E402
     ERRORS_FILE,
@@ -40,10 +34,18 @@ from tfx_explain.distributed import (  # noqa: E402
     local_cluster,
     write_people_parquet,
 )
-from tfx_explain.models import init_transformer_net, transformer_net  # noqa: E402
-from tfx_explain.train import load_params, save_params  # noqa: E402
+from tfx_explain.people import (  # noqa: E402  # noqa: E402  # noqa: E402
+    PEOPLE_FEATURES,
+    PEOPLE_FIELDS,
+    default_people_paths,
+    init_transformer_net,
+    load_params,
+    load_people,
+    save_params,
+    transformer_net,
+)
 
-MODEL = "tfx_explain.models:transformer_net"
+MODEL = "tfx_explain.people:transformer_net"
 STEPS = 16
 
 

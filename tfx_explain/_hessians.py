@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from torch.func import jacrev, vmap
 
-from ._batching import check_values, lift, prepare
+from ._engine.batching import check_values, lift, prepare
+from ._engine.checks import check_baseline
+from ._engine.targets import one_sample
 from ._integrated import ig_kernel
 from ._quadrature import quadrature
-from ._targets import one_sample
-from ._validation import check_baseline
 
 __all__ = ["integrated_hessians"]
 

@@ -11,8 +11,8 @@ from torch import nn
 from torch._dynamo.utils import counters
 
 import tfx_explain as tx
-from tfx_explain import _evaluate
-from tfx_explain._evaluate import CompileFallbackWarning
+from tfx_explain._engine import rows as _evaluate
+from tfx_explain._engine.rows import CompileFallbackWarning
 from tfx_explain._gradients import _gradient_rows
 
 

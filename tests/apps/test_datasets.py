@@ -1,4 +1,4 @@
-"""Tests for tfx_explain.datasets and the shipped synthetic people files."""
+"""Tests for tfx_explain.people and the shipped synthetic people files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tfx_explain.datasets import (
+from tfx_explain.people import (
     PEOPLE_FEATURES,
     PEOPLE_FIELDS,
     default_people_paths,
@@ -16,7 +16,8 @@ from tfx_explain.datasets import (
     people_row,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tfx_explain" / "people" / "data"
 GOOD = "-1\t0.39\t0\t0\t1\t0.5120\t0\t1\t0"
 
 
@@ -39,7 +40,7 @@ def test_load_shipped_files(index, n_rows):
 
 
 def test_shipped_files_are_what_the_generator_writes():
-    spec = importlib.util.spec_from_file_location("make_people", DATA / "make_people.py")
+    spec = importlib.util.spec_from_file_location("make_people", ROOT / "data" / "make_people.py")
     make_people = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make_people)
     for name, text in make_people.render().items():

@@ -1,4 +1,4 @@
-"""Tests for tfx_explain.models: the functional TransformerNet and its nn.Module face."""
+"""Tests for tfx_explain.people: the functional TransformerNet and its nn.Module face."""
 
 from __future__ import annotations
 
@@ -16,15 +16,14 @@ from hypothesis.extra.numpy import arrays
 from torch import nn
 from torch.func import grad, vmap
 
-from tfx_explain.models import (
+from tfx_explain.people import (
     TransformerNet,
-    _encoder,
-    _positional_encoding,
     init_transformer_net,
     transformer_net,
 )
+from tfx_explain.people._model import _encoder, _positional_encoding
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from benchmarks._seed_model import seed_module_from_params  # noqa: E402
 
 D, H = 4, 2
