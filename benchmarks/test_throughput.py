@@ -31,7 +31,7 @@ from torch._dynamo.utils import counters
 
 from benchmarks._workloads import METHODS, SMOKE, trial
 from benchmarks._workloads import workload as build_workload
-from tfx_explain._engine.rows import CompileFallbackWarning, SlowVmapWarning
+from tfx_explain import CompileFallbackWarning, SlowVmapWarning
 
 MIN_ROUNDS = 1 if SMOKE else int(os.environ.get("TFX_BENCH_MIN_ROUNDS", "3"))
 MAX_ROUNDS = 1 if SMOKE else int(os.environ.get("TFX_BENCH_MAX_ROUNDS", "15"))

@@ -27,8 +27,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._engine.checks import check_positive_int
-
 __all__ = [
     "MINILM_PACKAGE",
     "split_encoder",
@@ -278,7 +276,8 @@ def pad_baseline(
     attention_mask = _check_ids(input_ids, attention_mask)
     if pad_id is None:
         pad_id = getattr(base.config, "pad_token_id", None)
-    pad_id = check_positive_int(pad_id, "pad_id", minimum=0)
+    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0:
+        raise TypeError(f"pad_id must be an int >= 0, got {pad_id!r}")
     if isinstance(keep_ids, (str, bytes)) or not isinstance(keep_ids, Sequence):
         raise TypeError(f"keep_ids must be a sequence of token ids, got {keep_ids!r}")
     keep = torch.isin(input_ids, torch.tensor([int(i) for i in keep_ids], dtype=torch.long))

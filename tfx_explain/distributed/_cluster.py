@@ -10,7 +10,7 @@ import dask
 import torch
 from distributed import Client, LocalCluster
 
-from tfx_explain._engine.checks import check_positive_int
+from ._checks import check_positive_int
 
 __all__ = ["local_cluster", "WORKER_ENVIRON"]
 

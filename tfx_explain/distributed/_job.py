@@ -19,9 +19,9 @@ import dask.dataframe as dd
 import torch
 from distributed import Client, as_completed
 
-from tfx_explain._engine.checks import check_positive_int
-from tfx_explain._engine.masks import group_matrix
+import tfx_explain as tx
 
+from ._checks import check_positive_int
 from ._cluster import local_cluster
 from ._loader import METHODS, import_path, params_stamp, resolve
 from ._partition import JobSpec, feature_names, part_name, run_partition
@@ -307,10 +307,12 @@ def _check_groups(groups, names: list[str]) -> tuple | None:
         if isinstance(members, Sequence) and not isinstance(members, str):
             members = [by_name.get(m, m) if isinstance(m, str) else m for m in members]
         indexed[group] = members
-    group_names, matrix = group_matrix(indexed, torch.zeros(len(names)))  # (G, D)
+    # the public group sums of the identity are the (D, G) membership matrix; they also
+    # validate the groups (cover every feature once) with the core's own messages
+    members = tx.group_attributions(torch.eye(len(names)), indexed)  # (D, G)
     return tuple(
-        (name, tuple(row.nonzero().flatten().tolist()))
-        for name, row in zip(group_names, matrix, strict=True)
+        (name, tuple(column.nonzero().flatten().tolist()))
+        for name, column in zip(indexed, members.T, strict=True)
     )
 
 

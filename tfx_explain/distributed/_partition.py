@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from tfx_explain._summaries import group_attributions
+from tfx_explain import group_attributions
 
 from ._loader import load_model, resolve
 

@@ -10,8 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tfx_explain._engine.checks import check_positive_int
 from tfx_explain.people import PEOPLE_FEATURES, default_people_paths, load_people
+
+from ._checks import check_positive_int
 
 __all__ = ["write_people_parquet"]
 
