@@ -1,22 +1,32 @@
 """The tfx-explain command line: the people job end to end on a short run."""
 
+import contextlib
+import io
+
 import pytest
 
 from tfx_explain.cli import main
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory):
+def trained(tmp_path_factory):
+    """One short people run that saves its params: ``(params, folder, exit code, stdout)``.
+
+    Every test that needs the saved file gets it from here, so no test depends on
+    another having run first.
+    """
     folder = tmp_path_factory.mktemp("cli")
-    return folder / "params.pt", folder
+    params = folder / "params.pt"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(
+            ["people", "--epochs", "4", "--steps", "8", "--save", str(params), "--out", str(folder)]
+        )
+    return params, folder, code, out.getvalue()
 
 
-def test_people_trains_reports_and_saves(saved, capsys):
-    params, folder = saved
-    code = main(
-        ["people", "--epochs", "4", "--steps", "8", "--save", str(params), "--out", str(folder)]
-    )
-    out = capsys.readouterr().out
+def test_people_trains_reports_and_saves(trained):
+    params, folder, code, out = trained
     assert code == 0
     assert params.exists()
     assert "Accuracy (within 10% of the true income): train" in out
@@ -33,8 +43,8 @@ def test_people_trains_reports_and_saves(saved, capsys):
     assert float(gap_line.split()[-1]) < 1e-5
 
 
-def test_people_loads_saved_params(saved, capsys):
-    params, folder = saved
+def test_people_loads_saved_params(trained, capsys):
+    params = trained[0]
     assert main(["people", "--load", str(params), "--no-plot", "--steps", "8"]) == 0
     out = capsys.readouterr().out
     assert f"Loaded params from {params}" in out
