@@ -4,6 +4,7 @@
 ``dev`` (30, random) or ``long`` (300, random) selects it; see tfx_explain.testing.profiles.
 """
 
+import os
 import warnings
 
 from tfx_explain.testing import load_profile
@@ -20,3 +21,9 @@ with warnings.catch_warnings():
         import hypothesis.extra._patching  # noqa: F401
     except ImportError:
         pass
+
+
+def pytest_collection_modifyitems(config, items):
+    """``TFX_REVERSE_ORDER=1`` runs the tests in reverse order: no test may depend on another."""
+    if os.environ.get("TFX_REVERSE_ORDER") == "1":
+        items.reverse()

@@ -373,3 +373,34 @@ def test_scaled_follows_the_active_profile():
     assert scaled(1.0) == n and scaled(0.5) == max(1, -(-n // 2)) and scaled(1e-9) == 1
     with pytest.raises(ValueError, match="fraction"):
         scaled(0)
+
+
+@pytest.mark.parametrize(
+    "strategy", [mlps, additive_models, linear_models], ids=lambda s: s.__name__
+)
+@settings(max_examples=20)
+@given(data=st.data())
+def test_min_roles_are_guaranteed(strategy, data):
+    """A property that needs a dummy (or a pair) gets one on every example."""
+    model = data.draw(
+        strategy(
+            n_features=5, min_dummies=1, max_dummies=2, min_symmetric_pairs=1, max_symmetric_pairs=1
+        )
+    )
+    assert len(model.dummies) >= 1
+    if strategy is mlps:  # linear and additive models also report terms drawn as zero
+        assert len(model.dummies) <= 2
+    assert len(model.symmetric_pairs) == 1
+    assert not set(model.dummies) & set(model.symmetric_pairs[0])
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"min_dummies": 2, "max_dummies": 1}, "min_dummies must be <= max_dummies, got 2 > 1"),
+        ({"min_symmetric_pairs": -1}, "min_symmetric_pairs must be >= 0"),
+    ],
+)
+def test_min_roles_are_validated(options, message):
+    with pytest.raises(ValueError, match=message):
+        mlps(n_features=4, **options)

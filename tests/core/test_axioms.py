@@ -67,15 +67,16 @@ MODELS = {
     "linear": linear_models(n_features=F),
     "transformer": transformer_nets(n_features=F, max_layers=1, max_ff=4, max_hidden=4),
 }
+# every drawn model has what its property needs: at least one dummy, at least one pair
 WITH_DUMMIES = {
-    "mlp": mlps(n_features=F, max_dummies=2),
-    "additive": additive_models(n_features=F, max_dummies=2),
-    "linear": linear_models(n_features=F, max_dummies=2),
+    "mlp": mlps(n_features=F, min_dummies=1, max_dummies=2),
+    "additive": additive_models(n_features=F, min_dummies=1, max_dummies=2),
+    "linear": linear_models(n_features=F, min_dummies=1, max_dummies=2),
 }
 WITH_PAIRS = {
-    "mlp": mlps(n_features=F, max_dummies=1, max_symmetric_pairs=1),
-    "additive": additive_models(n_features=F, max_symmetric_pairs=2),
-    "linear": linear_models(n_features=F, max_symmetric_pairs=2),
+    "mlp": mlps(n_features=F, max_dummies=1, min_symmetric_pairs=1, max_symmetric_pairs=1),
+    "additive": additive_models(n_features=F, min_symmetric_pairs=1, max_symmetric_pairs=2),
+    "linear": linear_models(n_features=F, min_symmetric_pairs=1, max_symmetric_pairs=2),
 }
 
 
@@ -193,6 +194,29 @@ SLACK = 0.15
 """How far below the asymptotic order a fit over finite step counts may land."""
 
 
+FEWER_STEPS = ((2, 3, 4, 6), (1, 2, 3, 4))
+"""Smaller Gauss-Legendre step counts, tried when a gap has reached rounding already."""
+
+
+def measured_rate(method, model, x, *, steps, **options) -> float:
+    """The fitted order over the first step counts whose gaps lie above rounding.
+
+    ``convergence_rate`` returns ``inf`` when fewer than two gaps are measurable, and a
+    rate test that accepted ``inf`` would check nothing. Gauss-Legendre can converge
+    that fast, so fewer nodes are tried; an example where even 1 to 4 nodes are exact
+    (a path integrand of low polynomial degree) is discarded with ``assume`` and the
+    report counts only examples whose rate was measured.
+    """
+    candidates = (steps,) + (
+        FEWER_STEPS if options.get("rule", "gauss_legendre") == "gauss_legendre" else ()
+    )
+    for candidate in candidates:
+        rate = convergence_rate(method, model, x, steps=candidate, **options)
+        if math.isfinite(rate):
+            return rate
+    assume(False)
+
+
 @st.composite
 def distinct_inputs(draw):
     """``(x, baseline)`` with every row at least 0.25 away from its baseline (max-norm)."""
@@ -209,9 +233,7 @@ def test_integrated_gradients_completeness_converges_at_the_rule_order(rule, kin
     model = data.draw(MODELS[kind], label="model")
     x, baseline = data.draw(distinct_inputs(), label="inputs")
     steps = GL_STEPS_ADDITIVE if (kind, rule) == ("additive", "gauss_legendre") else STEPS[rule]
-    rate = convergence_rate(
-        integrated_gradients, model, x, baseline=baseline, rule=rule, steps=steps
-    )
+    rate = measured_rate(integrated_gradients, model, x, baseline=baseline, rule=rule, steps=steps)
     axiom = f"convergence order (lowest; theory >= {ORDERS[rule]:g})"
     record(axiom, f"ig_{rule}", kind, rate, lowest=True)
     assert rate >= ORDERS[rule] - SLACK
@@ -221,7 +243,7 @@ def test_integrated_gradients_completeness_converges_at_the_rule_order(rule, kin
 @given(model=MODELS["smooth_mlp"], data=st.data())
 def test_integrated_hessians_completeness_converges_geometrically(model, data):
     x, baseline = data.draw(distinct_inputs(), label="inputs")
-    rate = convergence_rate(
+    rate = measured_rate(
         integrated_hessians, model, x, baseline=baseline, steps=STEPS["gauss_legendre"]
     )
     axiom = "convergence order (lowest; theory >= 4)"

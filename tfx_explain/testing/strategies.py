@@ -317,14 +317,15 @@ def baselines(
 # --------------------------------------------------------------------------- models
 
 
-def _roles(n_features: int, max_dummies: int, max_symmetric_pairs: int):
+def _roles(n_features: int, roles: tuple[int, int, int, int]):
     """Draw disjoint dummy features and symmetric pairs: ``(dummies, pairs)``."""
+    min_dummies, max_dummies, min_pairs, max_pairs = roles
 
     @st.composite
     def draw(draw):
         order = draw(st.permutations(range(n_features)))
-        n_dummies = draw(st.integers(0, max_dummies))
-        n_pairs = draw(st.integers(0, max_symmetric_pairs))
+        n_dummies = draw(st.integers(min_dummies, max_dummies))
+        n_pairs = draw(st.integers(min_pairs, max_pairs))
         dummies = tuple(sorted(order[:n_dummies]))
         rest = order[n_dummies:]
         pairs = tuple(tuple(sorted((rest[2 * p], rest[2 * p + 1]))) for p in range(n_pairs))
@@ -333,15 +334,24 @@ def _roles(n_features: int, max_dummies: int, max_symmetric_pairs: int):
     return draw()
 
 
-def _check_roles(n_features: int, max_dummies, max_symmetric_pairs) -> tuple[int, int]:
+def _check_roles(
+    n_features: int, min_dummies, max_dummies, min_symmetric_pairs, max_symmetric_pairs
+) -> tuple[int, int, int, int]:
+    """Validate the role bounds; return ``(min_dummies, max_dummies, min_pairs, max_pairs)``."""
+    min_dummies = _check_int(min_dummies, "min_dummies")
     max_dummies = _check_int(max_dummies, "max_dummies")
+    _check_range(min_dummies, max_dummies, "min_dummies", "max_dummies")
+    min_symmetric_pairs = _check_int(min_symmetric_pairs, "min_symmetric_pairs")
     max_symmetric_pairs = _check_int(max_symmetric_pairs, "max_symmetric_pairs")
+    _check_range(
+        min_symmetric_pairs, max_symmetric_pairs, "min_symmetric_pairs", "max_symmetric_pairs"
+    )
     if max_dummies + 2 * max_symmetric_pairs > n_features:
         raise ValueError(
             f"max_dummies + 2 * max_symmetric_pairs must be <= n_features = {n_features}, "
             f"got {max_dummies} + 2 * {max_symmetric_pairs}"
         )
-    return max_dummies, max_symmetric_pairs
+    return min_dummies, max_dummies, min_symmetric_pairs, max_symmetric_pairs
 
 
 def _mlp_forward(params, activation: str, n_layers: int, single: bool, x: torch.Tensor):
@@ -400,8 +410,7 @@ def _mlp_draws(
     max_width,
     activations,
     weight_scale,
-    max_dummies,
-    max_symmetric_pairs,
+    roles,
     dtype,
 ):
     """Validate the arguments of :func:`mlps` and return the strategy of its raw draws."""
@@ -427,7 +436,7 @@ def _mlp_draws(
         raise TypeError(f"weight_scale must be a real number, got {weight_scale!r}")
     if not 0 < weight_scale < math.inf:
         raise ValueError(f"weight_scale must be positive and finite, got {weight_scale}")
-    max_dummies, max_symmetric_pairs = _check_roles(n_features, max_dummies, max_symmetric_pairs)
+    roles = _check_roles(n_features, *roles)
     dtype = _check_dtype(dtype)
     widths = st.integers(min_depth, max_depth).flatmap(
         lambda depth: st.lists(st.integers(min_width, max_width), min_size=depth, max_size=depth)
@@ -436,7 +445,7 @@ def _mlp_draws(
         st.integers(0, 2**32 - 1),
         widths,
         st.sampled_from(tuple(activations)),
-        _roles(n_features, max_dummies, max_symmetric_pairs),
+        _roles(n_features, roles),
     ), (n_features, n_outputs, float(weight_scale), dtype)
 
 
@@ -450,7 +459,9 @@ def mlps(
     max_width: int = 8,
     activations: Sequence[str] = ("tanh", "sigmoid", "softplus", "relu"),
     weight_scale: float = 1.0,
+    min_dummies: int = 0,
     max_dummies: int = 0,
+    min_symmetric_pairs: int = 0,
     max_symmetric_pairs: int = 0,
     dtype: torch.dtype = torch.float64,
 ) -> st.SearchStrategy[Model]:
@@ -479,6 +490,8 @@ def mlps(
       weight_scale: scale ``s`` of the weights; larger means sharper nonlinearity.
       max_dummies: at most this many ignored features.
       max_symmetric_pairs: at most this many symmetric feature pairs (disjoint from dummies).
+      min_dummies, min_symmetric_pairs: at least this many of each, so a property
+        that needs a dummy feature (or a pair) is checked on every example.
       dtype: dtype of the parameters (inputs must match).
 
     Returns:
@@ -502,8 +515,7 @@ def mlps(
         max_width,
         activations,
         weight_scale,
-        max_dummies,
-        max_symmetric_pairs,
+        (min_dummies, max_dummies, min_symmetric_pairs, max_symmetric_pairs),
         dtype,
     )
 
@@ -569,7 +581,9 @@ def equivalent_mlps(
     max_width: int = 8,
     activations: Sequence[str] = ("tanh", "sigmoid", "softplus", "relu"),
     weight_scale: float = 1.0,
+    min_dummies: int = 0,
     max_dummies: int = 0,
+    min_symmetric_pairs: int = 0,
     max_symmetric_pairs: int = 0,
     dtype: torch.dtype = torch.float64,
 ) -> st.SearchStrategy[tuple[Model, Model]]:
@@ -613,8 +627,7 @@ def equivalent_mlps(
         max_width,
         activations,
         weight_scale,
-        max_dummies,
-        max_symmetric_pairs,
+        (min_dummies, max_dummies, min_symmetric_pairs, max_symmetric_pairs),
         dtype,
     )
 
@@ -640,7 +653,9 @@ def linear_models(
     n_outputs: int | None = None,
     min_value: float = -2.0,
     max_value: float = 2.0,
+    min_dummies: int = 0,
     max_dummies: int = 0,
+    min_symmetric_pairs: int = 0,
     max_symmetric_pairs: int = 0,
     dtype: torch.dtype = torch.float64,
 ) -> st.SearchStrategy[Model]:
@@ -663,6 +678,8 @@ def linear_models(
       max_dummies: at most this many zero-weight features (zeros that Hypothesis draws
         by itself are listed in ``dummies`` too).
       max_symmetric_pairs: at most this many pairs with equal weights.
+      min_dummies, min_symmetric_pairs: at least this many of each, so a property
+        that needs a dummy feature (or a pair) is checked on every example.
       dtype: dtype of the parameters.
 
     Returns:
@@ -679,7 +696,9 @@ def linear_models(
     n_features = _check_int(n_features, "n_features", minimum=1)
     n_outputs = _check_outputs(n_outputs)
     min_value, max_value = _check_bounds(min_value, max_value)
-    max_dummies, max_symmetric_pairs = _check_roles(n_features, max_dummies, max_symmetric_pairs)
+    roles = _check_roles(
+        n_features, min_dummies, max_dummies, min_symmetric_pairs, max_symmetric_pairs
+    )
     dtype = _check_dtype(dtype)
     shape = (n_features,) if n_outputs is None else (n_features, n_outputs)
     bias_shape = () if n_outputs is None else (n_outputs,)
@@ -689,6 +708,8 @@ def linear_models(
         weight, bias = weight.clone(), bias.clone()
         weight[list(dummies)] = 0.0
         for i, j in pairs:
+            # a pair drawn with zero weights would be two dummies, not a pair
+            weight[i] = torch.where(weight[i] == 0, torch.ones_like(weight[i]), weight[i])
             weight[j] = weight[i]
         zero = (weight == 0).reshape(n_features, -1).all(1)
         dummies = tuple(int(i) for i in zero.nonzero().flatten())
@@ -707,7 +728,7 @@ def linear_models(
     return st.tuples(
         _tensors(shape, min_value, max_value, dtype),
         _tensors(bias_shape, min_value, max_value, dtype),
-        _roles(n_features, max_dummies, max_symmetric_pairs),
+        _roles(n_features, roles),
     ).map(build)
 
 
@@ -729,7 +750,9 @@ def additive_models(
     max_amplitude: float = 2.0,
     max_frequency: float = 2.0,
     max_curvature: float = 1.0,
+    min_dummies: int = 0,
     max_dummies: int = 0,
+    min_symmetric_pairs: int = 0,
     max_symmetric_pairs: int = 0,
     dtype: torch.dtype = torch.float64,
 ) -> st.SearchStrategy[Model]:
@@ -752,6 +775,8 @@ def additive_models(
       max_dummies: at most this many features with :math:`g_i = 0` (terms that vanish by
         the draw, e.g. ``a = c = 0``, are listed in ``dummies`` too).
       max_symmetric_pairs: at most this many pairs with equal terms.
+      min_dummies, min_symmetric_pairs: at least this many of each, so a property
+        that needs a dummy feature (or a pair) is checked on every example.
       dtype: dtype of the parameters.
 
     Returns:
@@ -780,7 +805,9 @@ def additive_models(
         if not 0 <= value < math.inf:
             raise ValueError(f"{name} must be finite and >= 0, got {value}")
         bounds[name] = float(value)
-    max_dummies, max_symmetric_pairs = _check_roles(n_features, max_dummies, max_symmetric_pairs)
+    roles = _check_roles(
+        n_features, min_dummies, max_dummies, min_symmetric_pairs, max_symmetric_pairs
+    )
     dtype = _check_dtype(dtype)
 
     def coefficients(bound):
@@ -789,6 +816,9 @@ def additive_models(
     def build(draw):
         a, b, c, (dummies, pairs) = draw
         a, b, c = a.clone(), b.clone(), c.clone()
+        for i, _ in pairs:  # a pair whose terms vanish would be two dummies, not a pair
+            if (a[i] == 0 or b[i] == 0) and c[i] == 0:
+                c[i] = 1.0
         for coef in (a, b, c):
             coef[list(dummies)] = 0.0
             for i, j in pairs:
@@ -811,7 +841,7 @@ def additive_models(
         coefficients(bounds["max_amplitude"]),
         coefficients(bounds["max_frequency"]),
         coefficients(bounds["max_curvature"]),
-        _roles(n_features, max_dummies, max_symmetric_pairs),
+        _roles(n_features, roles),
     ).map(build)
 
 
