@@ -144,6 +144,14 @@ def test_chunk_size_changes_neither_value_nor_gradient(method):
         return priors.right_reasons(fn, x, method=chosen, irrelevant=MASK, chunk_size=chunk_size)
 
     torch.testing.assert_close(loss(params, 3), loss(params, None))
+    seen = []
+
+    def spy(fn, x, **options):
+        seen.append(options)
+        return chosen(fn, x, **options)
+
+    priors.sparsity(functools.partial(_mlp, params), x, method=spy, target=None, chunk_size=3)
+    assert seen == [{"target": None, "chunk_size": 3}]  # both reach the method unchanged
     full, chunked = grad(loss)(params, None), grad(loss)(params, 3)
     torch.testing.assert_close(chunked, full)
 
