@@ -75,8 +75,8 @@ def _check_mask(mask: Any, x: Tensor, name: str) -> Tensor:
 def _group_mask(group: Any, x: Tensor) -> Tensor:
     """``group`` as a ``(F,)`` 0/1 mask over the flattened features ``F = prod(*F)``."""
     n_features = x[0].numel()
-    if isinstance(group, Tensor):
-        return _check_mask(group, x[:1], "group").flatten()
+    if isinstance(group, Tensor) and group.shape == x.shape[1:]:
+        return _check_mask(group, x, "group").flatten()
     if (
         not isinstance(group, Sequence)
         or isinstance(group, str)
@@ -89,9 +89,8 @@ def _group_mask(group: Any, x: Tensor) -> Tensor:
             f"group must be a non-empty sequence of distinct feature indices in [0, {n_features})"
             f" or a mask of shape {tuple(x.shape[1:])}, got {group!r}"
         )
-    mask = x.new_zeros(n_features)
-    mask[list(group)] = 1.0
-    return mask
+    index = torch.tensor(list(group), device=x.device)
+    return x.new_zeros(n_features).index_fill(0, index, 1.0)  # (F,), not filled in place
 
 
 def attributions(

@@ -338,6 +338,13 @@ def test_sparsity_bounds():
             "group",
         ),
         (
+            lambda: priors.share(
+                _linear, torch.ones(2, 4), method=tfx_explain.input_gradients, group=torch.ones(3)
+            ),
+            ValueError,
+            r"group.*\(4,\)",
+        ),
+        (
             lambda: priors.graph_smoothness(
                 _linear,
                 torch.ones(2, 4),
