@@ -159,7 +159,7 @@ def test_chunk_size_changes_neither_value_nor_gradient(method):
 @pytest.mark.parametrize("method", ["integrated_gradients", "expected_gradients"])
 def test_path_gradients_as_constants_give_a_measurably_wrong_gradient(method):
     """Captum computes the path gradients with create_graph=False: to the parameters they are
-    constants. The objective CE-like + lambda * prior then gets only the task's gradient."""
+    constants. The objective task + prior then gets the task's gradient alone."""
     params, x = _mlp_params(), _x()
     chosen = _methods(_x(4, seed=2))[method]
 
