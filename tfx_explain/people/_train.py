@@ -258,7 +258,8 @@ def train_transformer_net(
       penalty: an extra loss term :math:`\Omega`, called as ``penalty(params, x_batch,
         y_batch)`` on each batch and added to :math:`L`, e.g. an attribution prior from
         :mod:`tfx_explain.priors` on ``functools.partial(transformer_net, params)``
-        (evaluated without dropout). ``losses`` still records the squared error alone.
+        (no dropout there: it is the model as evaluated). ``losses`` still records the
+        squared error alone.
 
     Returns:
       A :class:`TrainResult`.
