@@ -99,3 +99,21 @@ def test_multimodal_finds_the_keyword_and_the_number(tmp_path):
     assert result["modality_share"]["categories"] < 0.05
     assert result["max_gap"] < 1e-4
     _png(result["plot"])
+
+
+# ---- training with explanations (issue 17) ----
+
+
+def test_attribution_priors_remove_the_decoy_and_cap_the_field():
+    example = _load("attribution_priors")
+    result = example.run(small=True)
+    assert result["passed"], result
+    decoy, people = result["decoy"], result["people"]
+    # the plain model follows the decoy, the RRR-trained one ignores it
+    assert decoy["plain"]["shifted"] <= decoy["plain"]["same"] - example.COLLAPSE
+    assert decoy["prior"]["shifted"] >= decoy["plain"]["shifted"] + example.COLLAPSE
+    assert decoy["plain"]["patch"] > 0.1 > 0.01 > decoy["prior"]["patch"]
+    assert people["plain"]["share"] > example.CAP > people["prior"]["share"]
+    assert people["prior"]["accuracy"] >= people["plain"]["accuracy"] - example.MARGIN
+    assert len(result["costs"]) == 4  # plain, and the cap with IG, integrated and expected
+    assert all(seconds > 0 for seconds in result["costs"].values())

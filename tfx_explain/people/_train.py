@@ -173,6 +173,12 @@ def _mse_loss(params, x: Tensor, y: Tensor, dropout_generator=None) -> Tensor:
     return ((transformer_net(params, x, dropout_generator=dropout_generator) - y) ** 2).mean()
 
 
+def _penalized_loss(params, x: Tensor, y: Tensor, dropout_generator, penalty) -> tuple:
+    """``(mse + penalty(params, x, y), mse)``: the objective, and the error to report."""
+    mse = _mse_loss(params, x, y, dropout_generator)
+    return mse + penalty(params, x, y), mse
+
+
 def _mean_abs_input_grad(params, x: Tensor, y: Tensor) -> Tensor:
     """``mean_i |d loss_i / d x_i|`` over the rows, without dropout: ``(N, F) -> (F,)``."""
 
@@ -214,6 +220,7 @@ def train_transformer_net(
     dropout: bool = True,
     on_epoch: Callable[[int, float], object] | None = None,
     num_threads: int | None = 1,
+    penalty: Callable[[dict[str, Tensor], Tensor, Tensor], Tensor] | None = None,
 ) -> TrainResult:
     r"""Fit ``transformer_net(params, .)`` to ``(x, y)`` by minibatch Adam on the squared error.
 
@@ -248,6 +255,11 @@ def train_transformer_net(
         keeps the current setting. The default 1 suits the demo's tiny batches: with more
         threads every small op opens a parallel region, which costs more than it saves
         (10x slower on a busy 2-core machine), and results then depend on the thread count.
+      penalty: an extra loss term :math:`\Omega`, called as ``penalty(params, x_batch,
+        y_batch)`` on each batch and added to :math:`L`, e.g. an attribution prior from
+        :mod:`tfx_explain.priors` on ``functools.partial(transformer_net, params)``
+        (no dropout there: it is the model as evaluated). ``losses`` still records the
+        squared error alone.
 
     Returns:
       A :class:`TrainResult`.
@@ -283,13 +295,19 @@ def train_transformer_net(
         raise TypeError(f"on_epoch must be callable or None, got {on_epoch!r}")
     if num_threads is not None:
         num_threads = _check_int("num_threads", num_threads, 1)
+    if penalty is not None and not callable(penalty):
+        raise TypeError(f"penalty must be callable or None, got {penalty!r}")
 
     params = {key: value.detach() for key, value in params.items()}  # never updated in place
     x, y = x.detach(), y.detach()
     dropout_seed = int(torch.randint(0, 2**62, (), generator=generator))
     dropout_generator = torch.Generator().manual_seed(dropout_seed) if dropout else None
     checkpoints = _checkpoint_epochs(epochs, importance_checkpoints)
-    loss_and_grads = grad_and_value(_mse_loss)
+    if penalty is None:
+        loss_and_grads = grad_and_value(_mse_loss)
+    else:
+        objective = functools.partial(_penalized_loss, penalty=penalty)
+        loss_and_grads = grad_and_value(objective, has_aux=True)
     state = adam_init(params)
     n_rows = len(x)
     losses = []
@@ -300,6 +318,8 @@ def train_transformer_net(
             total = x.new_zeros(())
             for batch in order.split(batch_size):
                 grads, loss = loss_and_grads(params, x[batch], y[batch], dropout_generator)
+                if penalty is not None:
+                    loss = loss[1]  # (objective, mse): report the error alone
                 params, state = adam_update(params, grads, state, lr=lr)
                 total = total + loss * len(batch)
             losses.append(total / n_rows)
