@@ -6,6 +6,9 @@
 
 import warnings
 
+import pytest
+import torch
+
 from tfx_explain.testing import load_profile
 
 load_profile()
@@ -20,3 +23,13 @@ with warnings.catch_warnings():
         import hypothesis.extra._patching  # noqa: F401
     except ImportError:
         pass
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``cuda`` when torch sees no CUDA device (they run on a GPU machine)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="cuda: torch.cuda.is_available() is False")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
