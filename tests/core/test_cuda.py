@@ -21,7 +21,11 @@ from test_contract import SPECS, Spec, _expected_shape, _gen, _target
 
 import tfx_explain as tx
 
-pytestmark = pytest.mark.cuda
+pytestmark = [
+    pytest.mark.cuda,
+    # inductor's hint on GPUs with tensor cores; float32 stays full precision here
+    pytest.mark.filterwarnings("ignore:TensorFloat32 tensor cores:UserWarning"),
+]
 
 CUDA = torch.device("cuda")
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
@@ -45,9 +49,9 @@ FAST = [
 ]
 FAST_SPECS = [s for s in SPECS if s.name in FAST]
 # compiling costs ~10-30 s per kernel and dtype: IG in every dtype, Shapley in float32
-COMPILED = [
-    ("integrated_gradients[gauss_legendre]", dtype) for dtype in DTYPES
-] + [("shapley_values[exact]", torch.float32), ("occlusion", torch.float32)]
+COMPILED = [("integrated_gradients[gauss_legendre]", dtype) for dtype in DTYPES] + [
+    ("shapley_values[exact]", torch.float32)
+]
 
 
 def _mlp_on(device: torch.device, dtype: torch.dtype, n_in: int = 4, n_out: int = 3):
