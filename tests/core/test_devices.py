@@ -15,17 +15,28 @@ from __future__ import annotations
 
 import inspect
 import math
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from packaging.requirements import Requirement
 from torch import nn
 from torch.utils import _pytree as pytree
 
 import tfx_explain as tx
 from tfx_explain._engine.checks import is_transformed
 from tfx_explain.testing import axioms
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 META = torch.device("meta")
 B, F, C = 3, 4, 3  # samples, features, outputs
@@ -401,3 +412,54 @@ def test_quadrature_device_keeps_the_values():
         assert am.device == wm.device == META and a.device.type == "cpu"
         assert am.shape == a.shape and wm.dtype == w.dtype == torch.float64
     assert math.fsum(tx.quadrature("gauss_legendre", 7, device="cpu")[1].tolist()) == 1.0
+
+
+# ---- the GPU checks, seen from a CPU machine; the torch range -----------------------------------
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_cuda_marker_is_registered():
+    markers = _pyproject()["tool"]["pytest"]["ini_options"]["markers"]
+    assert any(m.startswith("cuda:") for m in markers)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the cuda tests run instead")
+def test_cuda_tests_are_skipped_without_a_gpu():
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+         "tests/core/test_cuda.py"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = run.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"\d+ skipped in [\d.]+s( \(.*\))?", summary), summary
+    assert "torch.cuda.is_available() is False" in run.stdout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the script runs the checks")
+def test_gpu_check_script_refuses_a_machine_without_a_gpu():
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    with tempfile.TemporaryDirectory() as out:
+        run = subprocess.run(
+            ["bash", str(script), out], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+    assert run.returncode == 2 and "is_available() is False" in run.stderr, run.stderr
+
+
+def test_torch_requirement_keeps_current_releases():
+    # what pip's resolver decides for `pip install -e .` with a torch already installed:
+    # the installed version is kept exactly when it satisfies this requirement
+    (torch_req,) = [
+        Requirement(r) for r in _pyproject()["project"]["dependencies"] if r.startswith("torch")
+    ]
+    for kept in ("2.3.0", "2.13.0", "2.15.0", "2.15.0+cu128", "2.99.1"):
+        assert torch_req.specifier.contains(kept, prereleases=True), kept
+    for replaced in ("2.2.2", "3.0.0"):
+        assert not torch_req.specifier.contains(replaced), replaced
+    assert torch_req.specifier.contains(torch.__version__.split("+")[0])
