@@ -405,6 +405,34 @@ def test_cpu_generator_draws_are_the_same_for_any_data_device():
     assert meta.device == META and meta.shape == x.shape
 
 
+RANDOM_CALLS = {
+    "smoothgrad": lambda fn, x, g: tx.smoothgrad(tx.input_gradients, n_samples=3, generator=g)(
+        fn, x, target=1
+    ),
+    "expected_gradients": lambda fn, x, g: tx.expected_gradients(
+        fn, x, target=1, baselines=torch.zeros(5, F), n_samples=3, generator=g
+    ),
+    "shapley_values[sampled]": lambda fn, x, g: tx.shapley_values(
+        fn, x, target=1, n_permutations=4, generator=g
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM_CALLS))
+def test_a_cpu_generator_draws_the_same_for_meta_data(name):
+    # A draw made where the generator lives advances it exactly as on a CPU x; a draw
+    # made on the data's device (meta, CUDA) would leave it untouched or refuse it. So
+    # equal generator states after a CPU and a meta call mean equal draws, the numbers
+    # a CUDA x gets too.
+    on_cpu, on_meta = _cpu_gen(), _cpu_gen()
+    cpu_net = nn.Sequential(nn.Linear(F, 5), nn.Tanh(), nn.Linear(5, C)).eval()
+    RANDOM_CALLS[name](cpu_net, torch.zeros(B, F), on_cpu)
+    out = RANDOM_CALLS[name](_net(torch.float32), _x(torch.float32), on_meta)
+    assert out.device == META
+    assert not torch.equal(on_cpu.get_state(), _cpu_gen().get_state())  # it did draw
+    assert torch.equal(on_cpu.get_state(), on_meta.get_state())
+
+
 def test_quadrature_device_keeps_the_values():
     for rule in tx.RULES:
         a, w = tx.quadrature(rule, 5)
