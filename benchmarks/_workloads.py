@@ -13,7 +13,9 @@ knows three ways to get the same numbers, all on the same ``fn`` and the same ``
 
 ``agree(ours, captum)`` checks that the first two compute the same attributions, so
 that their times compare the same work. ``TFX_BENCH_SMOKE=1`` shrinks every batch to a
-handful of rows (used by ``tests/test_benchmarks_smoke.py``).
+handful of rows (used by ``tests/test_benchmarks_smoke.py``). ``TFX_BENCH_DEVICE`` (or
+``pytest benchmarks/ --device cuda``) puts every model, input and prebuilt row on that
+device; the timers then synchronize it, so the ratios mean the same on a GPU.
 """
 
 from __future__ import annotations
@@ -35,14 +37,16 @@ from captum.attr import (
     ShapleyValues,
 )
 from torch import Tensor, nn
+from torch.utils import _pytree as pytree
 
 import tfx_explain as tx
 from benchmarks._seed_model import seed_module_from_params
 from tfx_explain.people import PEOPLE_FIELDS, init_transformer_net, transformer_net
 
-__all__ = ["SMOKE", "Trial", "WORKLOADS", "METHODS", "trial"]
+__all__ = ["DEVICE", "SMOKE", "Trial", "WORKLOADS", "METHODS", "synced", "trial"]
 
 SMOKE = os.environ.get("TFX_BENCH_SMOKE", "") == "1"
+DEVICE = torch.device(os.environ.get("TFX_BENCH_DEVICE", "cpu"))
 STEPS = 50  # integrated gradients path points (Gauss-Legendre)
 NOISE_SAMPLES = 50  # SmoothGrad copies
 SIGMA = 0.1  # SmoothGrad noise, in input units (inputs are in [-1, 1])
@@ -144,7 +148,32 @@ WORKLOADS: dict[str, tuple[Callable[[int], Workload], int]] = {
 @functools.cache
 def workload(name: str) -> Workload:
     build, batch = WORKLOADS[name]
-    return build(batch)
+    return _on_device(build(batch))
+
+
+def _on_device(w: Workload) -> Workload:
+    """The workload with its model, inputs and target on ``DEVICE``."""
+    fn = w.fn
+    if isinstance(fn, nn.Module):
+        fn = fn.to(DEVICE)
+    elif isinstance(fn, functools.partial):  # transformer_net with its params dict
+        params = pytree.tree_map(lambda t: t.to(DEVICE), fn.args[0])
+        fn = functools.partial(fn.func, params, *fn.args[1:], **fn.keywords)
+    target = None if w.target is None else w.target.to(DEVICE)
+    return Workload(fn, w.x.to(DEVICE), target)
+
+
+def synced(run: Callable[[], Any]) -> Callable[[], Any]:
+    """``run`` that returns only once the device has finished its work (CUDA is async)."""
+    if DEVICE.type != "cuda":
+        return run
+
+    def call() -> Any:
+        out = run()
+        torch.cuda.synchronize(DEVICE)
+        return out
+
+    return call
 
 
 # ---- the limits: one plain pass over prebuilt rows ---------------------------------------
@@ -181,7 +210,7 @@ def _forward_limit(fn: Callable, rows: Tensor, t_rows: Tensor | None) -> Callabl
 def _perturbed(x: Tensor, keep: Tensor) -> Tensor:
     """Rows of every sample with features kept where ``keep (R, *F)``, zero elsewhere."""
     # (B, 1, *F) where (R, *F) -> (B, R, *F) -> (B R, *F)
-    return torch.where(keep, x.unsqueeze(1), torch.zeros(())).flatten(0, 1)
+    return torch.where(keep.to(x.device), x.unsqueeze(1), torch.zeros(())).flatten(0, 1)
 
 
 # ---- agreement checks ------------------------------------------------------------------------
@@ -228,7 +257,7 @@ def _feature_mask(groups: dict[str, tuple[int, ...]], n_features: int) -> Tensor
     mask = torch.empty(1, n_features, dtype=torch.long)
     for g, members in enumerate(groups.values()):
         mask[0, list(members)] = g
-    return mask
+    return mask.to(DEVICE)
 
 
 # ---- the methods -------------------------------------------------------------------------------
@@ -283,7 +312,7 @@ def _integrated_gradients(w: Workload) -> Trial:
             internal_batch_size=None,
         )
 
-    alphas, _ = tx.quadrature("gauss_legendre", STEPS, dtype=w.x.dtype)
+    alphas, _ = tx.quadrature("gauss_legendre", STEPS, dtype=w.x.dtype, device=w.x.device)
     shape = (1, STEPS) + (1,) * (w.x.ndim - 1)
     path = (alphas.reshape(shape) * w.x.unsqueeze(1)).flatten(0, 1)  # (B S, *F), baseline 0
     limit = _gradient_limit(w.fn, path, _repeat(w.target, STEPS))
@@ -365,7 +394,7 @@ def _feature_ablation(w: Workload) -> Trial:
             w.x.clone(), baselines=0.0, target=w.target, feature_mask=mask, perturbations_per_eval=1
         )
 
-    removed = mask == torch.arange(len(groups))[:, None]  # (G, F)
+    removed = mask.cpu() == torch.arange(len(groups))[:, None]  # (G, F)
     keep = torch.cat([torch.ones_like(removed[:1]), ~removed])
     rows = _perturbed(w.x, keep)
     limit = _forward_limit(w.fn, rows, _repeat(w.target, keep.shape[0]))
@@ -399,7 +428,7 @@ def _shapley_values(w: Workload) -> Trial:
 
     n_groups = len(groups)
     present = (torch.arange(2**n_groups)[:, None] >> torch.arange(n_groups)) & 1 == 1  # (K, G)
-    keep = present[:, mask[0]]  # (K, G) -> (K, F)
+    keep = present[:, mask[0].cpu()]  # (K, G) -> (K, F)
     rows = _perturbed(w.x, keep)
     limit = _forward_limit(w.fn, rows, _repeat(w.target, keep.shape[0]))
     return Trial(rows.shape[0], ours, captum, limit, _same_groups(groups, 1e-4))
@@ -431,7 +460,7 @@ def _smoothgrad(w: Workload) -> Trial:
     gen = torch.Generator().manual_seed(3)
     noisy = w.x.unsqueeze(1) + SIGMA * torch.randn(
         (w.x.shape[0], NOISE_SAMPLES) + w.x.shape[1:], generator=gen
-    )
+    ).to(w.x.device)
     rows = noisy.flatten(0, 1)  # (B N, *F)
     limit = _gradient_limit(w.fn, rows, _repeat(w.target, NOISE_SAMPLES))
     return Trial(rows.shape[0], ours, captum, limit, _same_shape)

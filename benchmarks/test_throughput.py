@@ -14,6 +14,7 @@ Results go to ``extra_info``; ``python -m benchmarks.report BENCH.json`` prints 
 Run (see benchmarks/README.md)::
 
     python -m pytest benchmarks/ -p no:cacheprovider --benchmark-json=bench.json
+    python -m pytest benchmarks/ -p no:cacheprovider --device cuda --benchmark-json=gpu.json
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import pytest
 from torch._dynamo.utils import counters
 
-from benchmarks._workloads import METHODS, SMOKE, trial
+from benchmarks._workloads import DEVICE, METHODS, SMOKE, synced, trial
 from benchmarks._workloads import workload as build_workload
 from tfx_explain import CompileFallbackWarning, SlowVmapWarning
 
@@ -132,8 +133,8 @@ def _median(values: list[float]) -> float:
 def test_throughput(benchmark, workload: str, method: str, variant: str) -> None:
     vectorize, compile = VARIANTS[variant]
     case = trial(workload, method)
-    run = case.ours(vectorize, compile)
-    refs = {"limit": case.limit, "captum": case.captum}
+    run = synced(case.ours(vectorize, compile))
+    refs = {"limit": synced(case.limit), "captum": synced(case.captum)}
 
     frames_before = dict(counters["frames"])
     breaks_before = sum(counters["graph_break"].values())
@@ -178,6 +179,7 @@ def test_throughput(benchmark, workload: str, method: str, variant: str) -> None
     t_limit, t_captum = _median(times["limit"]), _median(times["captum"])
     benchmark.extra_info.update(
         workload=workload,
+        device=str(DEVICE),
         method=method,
         variant=variant,
         samples=build_workload(workload).x.shape[0],

@@ -7,6 +7,9 @@
 import os
 import warnings
 
+import pytest
+import torch
+
 from tfx_explain.testing import load_profile
 
 load_profile()
@@ -24,6 +27,15 @@ with warnings.catch_warnings():
 
 
 def pytest_collection_modifyitems(config, items):
-    """``TFX_REVERSE_ORDER=1`` runs the tests in reverse order: no test may depend on another."""
+    """Skip ``cuda`` tests without a CUDA device; ``TFX_REVERSE_ORDER=1`` reverses the order.
+
+    The reversed run checks that no test depends on another having run first.
+    """
     if os.environ.get("TFX_REVERSE_ORDER") == "1":
         items.reverse()
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="cuda: torch.cuda.is_available() is False")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

@@ -10,6 +10,7 @@ from torch.func import jacrev, vmap
 
 from ._engine.batching import check_values, lift, prepare
 from ._engine.checks import check_baseline
+from ._engine.devices import like
 from ._engine.targets import one_sample
 from ._integrated import ig_kernel
 from ._quadrature import quadrature
@@ -84,7 +85,7 @@ def integrated_hessians(
         raise TypeError(f"x must be one tensor (B, *F) here, got {type(x).__name__}")
     target, chunk_size = prepare(fn, x, target, chunk_size)
     baseline = check_baseline(baseline, x)
-    alphas, weights = quadrature(rule, steps)
+    alphas, weights = quadrature(rule, steps, **like(x))
     f1 = one_sample(fn)
 
     def kernel(x1, t1, b1):

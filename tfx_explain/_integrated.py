@@ -17,6 +17,7 @@ from ._engine.checks import (
     check_structure,
     is_transformed,
 )
+from ._engine.devices import like
 from ._engine.rows import check_vectorize, chunked, compiled, row_gradients
 from ._engine.targets import select_batch
 from ._quadrature import RULES, quadrature
@@ -106,7 +107,7 @@ def integrated_gradients(
     target, chunk_size = prepare(fn, x, target, chunk_size)
     vectorize = check_vectorize(vectorize)
     baseline = check_baseline(baseline, x)
-    alphas, weights = quadrature(rule, steps)
+    alphas, weights = quadrature(rule, steps, **like(x))
     return _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize, compile)
 
 
@@ -227,7 +228,8 @@ def adaptive_integrated_gradients(
     (see :func:`completeness_gap`). Each doubling re-evaluates only the samples that
     have not yet met ``tol``. Samples that reach ``max_steps`` without meeting it are
     returned with their last gap, so check ``result.gap``. Because the step count
-    depends on data, this function works on plain tensors only (not under vmap/grad).
+    depends on data, this function works on plain tensors only (not under vmap/grad;
+    on the shapes-only ``meta`` device it stops after ``start_steps``).
 
     Args:
       fn, x, baseline, rule, chunk_size, vectorize: as in :func:`integrated_gradients`.
@@ -246,7 +248,7 @@ def adaptive_integrated_gradients(
       >>> bool(result.gap.abs().max() <= 1e-10), result.steps.tolist()
       (True, [8, 8, 8])
     """
-    if is_transformed(x):
+    if is_transformed(x, meta=False):
         raise TypeError(
             "adaptive_integrated_gradients picks step counts from data and cannot run "
             "under torch.func transforms; use integrated_gradients with fixed steps"
@@ -265,20 +267,20 @@ def adaptive_integrated_gradients(
     batch = change.shape[0]
 
     attr = pytree.tree_map(torch.zeros_like, x)
-    used = torch.zeros(batch, dtype=torch.long)
+    used = torch.zeros(batch, dtype=torch.long, device=change.device)
     gap = torch.full_like(change, float("inf"))
-    todo = torch.arange(batch)
+    todo = torch.arange(batch, device=change.device)
     steps = start_steps
     while todo.numel():
         pick = pytree.tree_map(lambda leaf, i=todo: leaf[i], (x, baseline))
         t = None if target is None else target[todo]
-        alphas, weights = quadrature(rule, steps)
+        alphas, weights = quadrature(rule, steps, **like(x))
         part = _batched_ig(fn, pick[0], t, pick[1], alphas, weights, chunk_size, vectorize)
         part_gap = _total(part) - change[todo]
         for leaf, new in zip(pytree.tree_leaves(attr), pytree.tree_leaves(part), strict=True):
             leaf[todo] = new
         used[todo], gap[todo] = steps, part_gap
-        if steps * 2 > max_steps:
+        if steps * 2 > max_steps or is_transformed(x):  # meta x: no gaps to compare
             break
         todo = todo[part_gap.abs() > tol]
         steps *= 2

@@ -14,6 +14,7 @@ from torch.utils import _pytree as pytree
 
 from ._engine.batching import prepare
 from ._engine.checks import check_baseline
+from ._engine.devices import device_of
 from ._engine.masks import common_dtype, group_matrix, unflatten_rows, window_masks
 from ._engine.rows import check_vectorize, chunked, compiled, row_values, rows_of
 
@@ -58,8 +59,9 @@ def _ablation_samples(fn, x, t, b, keep, share, vectorize):
 
 def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize, compile):
     """Drops of ``removed (K, D)`` masks, spread onto features by ``share (K, D)``."""
+    removed = removed.to(device_of(x))  # masks are built on the CPU
     keep = torch.cat([torch.ones_like(removed[:1]), ~removed])  # (K + 1, D)
-    share = share.to(common_dtype(x))
+    share = share.to(device=removed.device, dtype=common_dtype(x))
     kernel = compiled(_ablation_samples, compile)
 
     def evaluate(x, t, b):

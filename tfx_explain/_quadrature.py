@@ -67,7 +67,11 @@ def _sum_to_one(weights: np.ndarray) -> np.ndarray:
 
 
 def quadrature(
-    rule: str = "gauss_legendre", steps: int = 50, *, dtype: torch.dtype = torch.float64
+    rule: str = "gauss_legendre",
+    steps: int = 50,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes and weights of a quadrature rule on [0, 1].
 
@@ -85,6 +89,8 @@ def quadrature(
         ``"riemann_trapezoid"`` (needs ``steps >= 2``) or ``"gauss_legendre"``.
       steps: number of nodes ``S >= 1``.
       dtype: floating dtype of the returned tensors.
+      device: device of the returned tensors (``None``: the CPU); the methods pass
+        the device of their input.
 
     Returns:
       ``(alphas, weights)``, two tensors of shape ``(S,)``.
@@ -101,6 +107,6 @@ def quadrature(
     alphas, weights = RULES[rule](steps)
     weights = _sum_to_one(weights)
     return (
-        torch.as_tensor(alphas, dtype=torch.float64).to(dtype),
-        torch.as_tensor(weights, dtype=torch.float64).to(dtype),
+        torch.as_tensor(alphas, dtype=torch.float64).to(device=device, dtype=dtype),
+        torch.as_tensor(weights, dtype=torch.float64).to(device=device, dtype=dtype),
     )

@@ -10,6 +10,7 @@ import torch
 
 from ._engine.batching import prepare
 from ._engine.checks import check_baseline, check_positive_int
+from ._engine.devices import device_of, draw
 from ._engine.masks import coalitions, common_dtype, group_matrix, unflatten_rows
 from ._engine.rows import check_vectorize, chunked, compiled
 from ._perturbation import first_sample, perturbed_values
@@ -58,7 +59,10 @@ def _permutation_design(
       ``present (P (G + 1), G)`` bool, ``upper``/``lower (P, G)`` row indices and
       ``weight (P, G)`` (all ``1 / P``).
     """
-    half = [torch.randperm(n_groups, generator=generator) for _ in range(n_permutations // 2)]
+    half = [
+        draw(torch.randperm, n_groups, generator=generator, device="cpu")
+        for _ in range(n_permutations // 2)
+    ]
     perms = torch.stack(half + [p.flip(0) for p in half])  # (P, G)
     rank = perms.argsort(1)  # rank[p, g]: position of group g in permutation p
     steps = torch.arange(n_groups + 1)
@@ -152,10 +156,11 @@ def shapley_values(
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {generator!r}")
         present, upper, lower, weight = _permutation_design(n_groups, n_permutations, generator)
-    dtype = common_dtype(x)
-    keep = present.to(torch.float64) @ members.to(torch.float64) > 0  # (K, D)
-    weight = weight.to(dtype)
-    share = (members / members.sum(1, keepdim=True, dtype=torch.float64)).to(dtype)  # (G, D)
+    dtype, device = common_dtype(x), device_of(x)  # the design is built on the CPU
+    keep = (present.to(torch.float64) @ members.to(torch.float64) > 0).to(device)  # (K, D)
+    upper, lower = upper.to(device), lower.to(device)
+    weight = weight.to(device=device, dtype=dtype)
+    share = (members / members.sum(1, keepdim=True, dtype=torch.float64)).to(device, dtype)
 
     kernel = compiled(_shapley_samples, compile)
 

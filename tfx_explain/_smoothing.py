@@ -19,6 +19,8 @@ from ._engine.checks import (
     is_transformed,
     leaf_names,
 )
+from ._engine.devices import draw
+from ._engine.masks import common_dtype
 from ._engine.rows import check_vectorize, chunked, row_gradients
 
 __all__ = ["smoothgrad", "expected_gradients"]
@@ -78,7 +80,8 @@ def smoothgrad(
 
         def noisy(leaf: torch.Tensor) -> torch.Tensor:
             # (B, *F) -> (N, B, *F)
-            eps = torch.randn((n_samples,) + leaf.shape, generator=generator, dtype=leaf.dtype)
+            shape, device = (n_samples,) + leaf.shape, leaf.device
+            eps = draw(torch.randn, shape, generator=generator, device=device, dtype=leaf.dtype)
             return leaf + sigma * eps
 
         copies = pytree.tree_map(noisy, x)
@@ -177,10 +180,15 @@ def expected_gradients(
                 f"{name} must have shape (M, *F) = (M, {', '.join(map(str, leaf.shape[1:]))}), "
                 f"got {tuple(b.shape)}"
             )
-    batch = x_leaves[0].shape[0]
-    index = torch.randint(n_refs, (batch, n_samples), generator=generator)  # (B, N)
-    alphas = torch.rand((batch, n_samples), generator=generator, dtype=torch.float64)
-    refs = pytree.tree_map(lambda b, leaf: b.to(leaf.dtype)[index], baselines, x)  # (B, N, *F)
+    batch, device = x_leaves[0].shape[0], x_leaves[0].device
+    draws = {"generator": generator, "device": device}
+    index = draw(torch.randint, n_refs, (batch, n_samples), **draws)  # (B, N)
+    alphas = draw(torch.rand, (batch, n_samples), dtype=torch.float64, **draws)
+    alphas = alphas.to(common_dtype(x))  # drawn in float64 whatever x's dtype: same numbers
+    # (M, *F) -> (B, N, *F): the baselines move to x's device once
+    refs = pytree.tree_map(
+        lambda b, leaf: b.to(device=leaf.device, dtype=leaf.dtype)[index], baselines, x
+    )
 
     targets, (x, refs, alphas), unexpand = expand_targets(target, x, refs, alphas)
 

@@ -45,7 +45,7 @@ def group_attributions(attr: Any, groups: Any) -> torch.Tensor:
     flat = _flat(attr)
     sample = pytree.tree_map(lambda a: a.new_zeros(a.shape[1:]), attr)  # shapes only
     _, members = group_matrix(groups, sample)  # (G, D)
-    return flat @ members.to(flat.dtype).T
+    return flat @ members.to(device=flat.device, dtype=flat.dtype).T
 
 
 def global_importance(attr: Any, *, groups: Any = None) -> torch.Tensor:

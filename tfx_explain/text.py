@@ -280,7 +280,8 @@ def pad_baseline(
         raise TypeError(f"pad_id must be an int >= 0, got {pad_id!r}")
     if isinstance(keep_ids, (str, bytes)) or not isinstance(keep_ids, Sequence):
         raise TypeError(f"keep_ids must be a sequence of token ids, got {keep_ids!r}")
-    keep = torch.isin(input_ids, torch.tensor([int(i) for i in keep_ids], dtype=torch.long))
+    keep_ids = torch.tensor([int(i) for i in keep_ids], dtype=torch.long, device=input_ids.device)
+    keep = torch.isin(input_ids, keep_ids)
     ids = torch.where(keep, input_ids, torch.full_like(input_ids, pad_id))
     with torch.no_grad():
         embeddings = base.get_input_embeddings()(ids).detach()

@@ -16,6 +16,7 @@ from torch.func import vmap
 from torch.utils import _pytree as pytree
 
 from .checks import check_chunk_size, check_fn, check_inputs, is_transformed
+from .devices import device_of
 from .targets import check_target, probe
 
 __all__ = ["prepare", "lift", "check_values", "per_target", "expand_targets"]
@@ -27,7 +28,7 @@ def prepare(fn: Callable, x: Any, target: Any, chunk_size: Any) -> tuple[Any, in
     batch = check_inputs(x, "x")
     chunk_size = check_chunk_size(chunk_size)
     n_outputs = None if target is None else probe(fn, x)
-    return check_target(target, batch, n_outputs), chunk_size
+    return check_target(target, batch, n_outputs, device=device_of(x)), chunk_size
 
 
 def expand_targets(

@@ -4,7 +4,10 @@ Checks that look at tensor *values* (NaN, Inf, target range) cannot run inside
 ``vmap``/``grad``/``torch.compile``: they would need ``.item()``. They run only when
 the input is a plain tensor, i.e. when a user called the method directly. When a
 method is itself being transformed (its input is a functorch-wrapped tensor), only
-the shape and type checks run, which are static.
+the shape and type checks run, which are static. Tensors on the ``meta`` device
+carry shapes but no values, so they count as transformed here too: every method
+runs on meta inputs (shapes only), which is how the test suite proves that no
+helper tensor is made on the wrong device.
 """
 
 from __future__ import annotations
@@ -31,12 +34,17 @@ __all__ = [
 ]
 
 
-def is_transformed(tree: Any) -> bool:
-    """True when any leaf is wrapped by a torch.func transform or traced by a compiler."""
+def is_transformed(tree: Any, *, meta: bool = True) -> bool:
+    """True when the values of ``tree`` cannot be read (value checks must be skipped).
+
+    That is when a leaf is wrapped by a torch.func transform, traced by a compiler,
+    or (unless ``meta=False``) on the ``meta`` device, which holds shapes only.
+    """
     if torch.compiler.is_compiling():
         return True
     return any(
-        isinstance(leaf, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(leaf)
+        isinstance(leaf, torch.Tensor)
+        and (torch._C._functorch.is_functorch_wrapped_tensor(leaf) or meta and leaf.is_meta)
         for leaf in pytree.tree_leaves(tree)
     )
 
@@ -173,7 +181,7 @@ def check_baseline(baseline: Any, x: Any, name: str = "baseline") -> Any:
                 f"{b_name} with shape {tuple(b.shape)} does not broadcast to {x_name} "
                 f"with shape {tuple(leaf.shape)}"
             )
-        out.append(b.to(leaf.dtype).expand_as(leaf))
+        out.append(b.to(device=leaf.device, dtype=leaf.dtype).expand_as(leaf))
     check_finite(out, name)
     return pytree.tree_unflatten(out, spec)
 

@@ -28,13 +28,16 @@ __all__ = [
 ]
 
 
-def check_target(target: Any, batch: int, n_outputs: int | None) -> torch.Tensor | None:
+def check_target(
+    target: Any, batch: int, n_outputs: int | None, *, device: Any = None
+) -> torch.Tensor | None:
     """Validate ``target`` against the batch size and ``fn``'s output width.
 
     Args:
       target: ``None``, int, or LongTensor ``(B,)`` / ``(B, T)``.
       batch: the batch size ``B``.
       n_outputs: ``C`` when ``fn`` returns ``(B, C)``; ``None`` when it returns ``(B,)``.
+      device: where the returned target lives (``x``'s device; ``None``: as given).
 
     Returns:
       ``None`` or a LongTensor ``(B,)`` / ``(B, T)``.
@@ -51,7 +54,7 @@ def check_target(target: Any, batch: int, n_outputs: int | None) -> torch.Tensor
     if isinstance(target, numbers.Integral) and not isinstance(target, bool):
         if not 0 <= target < n_outputs:
             raise ValueError(f"target must be in [0, {n_outputs}), got {target}")
-        return torch.full((batch,), int(target), dtype=torch.long)
+        return torch.full((batch,), int(target), dtype=torch.long, device=device)
     if not isinstance(target, torch.Tensor):
         raise TypeError(
             f"target must be None, an int or a LongTensor, got {type(target).__name__}: {target!r}"
@@ -67,7 +70,7 @@ def check_target(target: Any, batch: int, n_outputs: int | None) -> torch.Tensor
         if low < 0 or high >= n_outputs:
             bad = low if low < 0 else high
             raise ValueError(f"target must be in [0, {n_outputs}), got a value {bad}")
-    return target
+    return target if device is None else target.to(device)
 
 
 def check_output(out: Any, rows: int) -> torch.Tensor:

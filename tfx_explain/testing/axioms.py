@@ -113,7 +113,7 @@ def _outputs(fn: Callable, x: torch.Tensor, target: Any) -> torch.Tensor:
             raise ValueError(f"target is required: fn returns shape {tuple(out.shape)}")
         return out
     if isinstance(target, numbers.Integral) and not isinstance(target, bool):
-        target = torch.full((x.shape[0],), int(target), dtype=torch.long)
+        target = torch.full((x.shape[0],), int(target), dtype=torch.long, device=out.device)
     if not isinstance(target, torch.Tensor) or target.dtype != torch.long or target.ndim != 1:
         raise TypeError(f"target must be None, an int or a LongTensor (B,), got {target!r}")
     return out.gather(1, target[:, None])[:, 0]
@@ -264,7 +264,7 @@ def expected_completeness_violation(
     if target is None:
         ref_mean = out_refs.mean(0).expand(batch)
     else:  # (M, C) -> (M, B): each row's explained output of every reference
-        picked = torch.as_tensor(target).expand(batch)
+        picked = torch.as_tensor(target, device=out_refs.device).expand(batch)
         ref_mean = out_refs[:, picked].mean(0)
     gaps = totals - (out_x - ref_mean)[:, None]  # (B, R)
     scale = out_x.abs() + ref_mean.abs() + totals.abs().mean(-1)
@@ -445,7 +445,7 @@ def symmetry_violation(
     if i == j:
         raise ValueError(f"pair must name two different features, got {pair!r}")
     for name, value in (("x", x), ("baseline", options.get("baseline"))):
-        if not isinstance(value, torch.Tensor):
+        if not isinstance(value, torch.Tensor) or value.is_meta:  # meta: shapes, no values
             continue
         flat = _baseline(value, x, name).reshape(batch, -1)
         if not torch.equal(flat[:, i], flat[:, j]):
