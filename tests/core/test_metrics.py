@@ -213,6 +213,19 @@ def test_sensitivity_max_agrees_with_captum_on_the_same_draws():
     torch.testing.assert_close(ours, chunks, rtol=1e-12, atol=0)
 
 
+def test_sensitivity_max_builtin_draws_are_uniform_in_the_ball():
+    net, x, n = _mlp(), _x(), 6
+    u = torch.rand(4, n, 5, generator=_gen(3), dtype=D64)
+    given = sensitivity_max(
+        tx.input_gradients, net, x, perturbation=lambda x: x + 0.1 * (2 * u - 1), n_samples=n,
+        target=TARGET,
+    )  # fmt: skip
+    ours = sensitivity_max(
+        tx.input_gradients, net, x, radius=0.1, n_samples=n, target=TARGET, generator=_gen(3)
+    )
+    torch.testing.assert_close(ours, given, rtol=1e-12, atol=0)
+
+
 def test_sensitivity_max_passes_per_sample_baselines():
     net, x, b = _mlp(), _x(), _x(seed=1)
     ig = functools.partial(tx.integrated_gradients, steps=4)
@@ -436,6 +449,21 @@ def test_parameter_randomization_layer_by_layer():
         parameter_randomization(tx.input_gradients, params, _two_layer, x, similarity="l2")
 
 
+def test_parameter_randomization_cascades():
+    params, x = _two_layer_params(), _x(6)
+    options = {"layers": ["out", "bias"], "generator": _gen()}
+    # the bias leaves input gradients alone: cascading keeps out randomized, one at a time not
+    cascade = parameter_randomization(tx.input_gradients, params, _two_layer, x, **options)
+    torch.testing.assert_close(cascade["bias"], cascade["out"], rtol=1e-14, atol=0)
+    assert (cascade["out"] < 0.99).any()
+    options["generator"] = _gen()
+    alone = parameter_randomization(
+        tx.input_gradients, params, _two_layer, x, cascading=False, **options
+    )
+    torch.testing.assert_close(alone["out"], cascade["out"], rtol=1e-14, atol=0)
+    torch.testing.assert_close(alone["bias"], torch.ones(6, dtype=D64), rtol=1e-14, atol=0)
+
+
 def test_parameter_randomization_bites_on_a_model_independent_method():
     params, x = _two_layer_params(), _x(6)
 
@@ -454,6 +482,26 @@ def test_parameter_randomization_bites_on_a_model_independent_method():
     assert (honest == 0).all()
 
 
+def _ssim_loop(a, b, size=7):
+    """SSIM by the definition: every window, sample (co)variances, L = range of a."""
+    out = []
+    for ai, bi in zip(a, b, strict=True):
+        span = float(ai.max() - ai.min())
+        c1, c2, values = (0.01 * span) ** 2, (0.03 * span) ** 2, []
+        for r in range(ai.shape[0] - size + 1):
+            for c in range(ai.shape[1] - size + 1):
+                p, q = (
+                    ai[r : r + size, c : c + size].flatten(),
+                    bi[r : r + size, c : c + size].flatten(),
+                )
+                cov = torch.cov(torch.stack([p, q]))  # unbiased, as scikit-image's default
+                mp, mq = p.mean(), q.mean()
+                num = (2 * mp * mq + c1) * (2 * cov[0, 1] + c2)
+                values.append(num / ((mp**2 + mq**2 + c1) * (cov[0, 0] + cov[1, 1] + c2)))
+        out.append(torch.stack(values).mean())
+    return torch.stack(out)
+
+
 def test_spearman_and_ssim_closed_forms():
     scipy_stats = pytest.importorskip("scipy.stats")
     a = torch.tensor([[3.0, 1.0, 1.0, 2.0, 5.0], [0.0, 0.0, 1.0, 1.0, 2.0]], dtype=D64)
@@ -466,6 +514,7 @@ def test_spearman_and_ssim_closed_forms():
     torch.testing.assert_close(ssim(maps, maps), torch.ones(3, dtype=D64))
     other = torch.rand(3, 8, 8, generator=_gen(1), dtype=D64)
     assert (ssim(maps, other) < 0.5).all() and (ssim(maps, other) > -1).all()
+    torch.testing.assert_close(ssim(maps, other), _ssim_loop(maps, other), rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------------ testing.metrics checks
