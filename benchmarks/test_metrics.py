@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import os
 import time
 import warnings
@@ -158,14 +159,15 @@ def _road_case():
         with torch.no_grad():
             return road(fn, x, a, fractions=fractions, noise=noise).values
 
+    h, w = x.shape[-2:]
+    weights = torch.zeros(h, w, h, w)  # 8 neighbours: 1/6 sideways, 1/12 diagonally
+    for r, c, dr, dc in itertools.product(range(h), range(w), (-1, 0, 1), (-1, 0, 1)):
+        if (dr or dc) and 0 <= r + dr < h and 0 <= c + dc < w:
+            weights[r, c, r + dr, c + dc] = 1 / 12 if dr and dc else 1 / 6
+    weights = weights.reshape(h * w, h * w)
+    laplacian = torch.diag(weights.sum(1)) - weights
+
     def loop():
-        h, w = x.shape[-2:]
-        weights = torch.zeros(h * w, h * w)  # 8 neighbours: 1/6 sideways, 1/12 diagonally
-        for i in range(h * w):
-            for j in range(h * w):
-                dr, dc = abs(i // w - j // w), abs(i % w - j % w)
-                weights[i, j] = 1 / 6 if dr + dc == 1 else 1 / 12 if dr == dc == 1 else 0.0
-        laplacian = torch.diag(weights.sum(1)) - weights
         values = torch.empty(x.shape[0], len(fractions))
         for b in range(x.shape[0]):
             order = torch.argsort(-a[b].sum(0).flatten(), stable=True)

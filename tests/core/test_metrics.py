@@ -8,6 +8,8 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tfx_explain as tx
 from tfx_explain.metrics import (
@@ -21,7 +23,14 @@ from tfx_explain.metrics import (
     spearman,
     ssim,
 )
-from tfx_explain.testing import deletion_violation, insertion_violation, randomization_violation
+from tfx_explain.testing import (
+    batches,
+    deletion_violation,
+    insertion_violation,
+    linear_models,
+    randomization_violation,
+    scaled,
+)
 
 D64 = torch.float64
 W = torch.tensor([1.5, -2.0, 0.5, 3.0, -1.0], dtype=D64)
@@ -101,6 +110,8 @@ def test_infidelity_chunk_size_and_float32():
     full = infidelity(net, x, a, target=0, generator=_gen())
     chunks = infidelity(net, x, a, target=0, generator=_gen(), chunk_size=2)
     torch.testing.assert_close(full, chunks, rtol=1e-12, atol=0)
+    batch = infidelity(net, x, a, target=0, generator=_gen(), vectorize="batch")
+    torch.testing.assert_close(full, batch, rtol=1e-10, atol=1e-20)
     net32 = copy.deepcopy(net).float()
     assert infidelity(net32, x.float(), a.float(), target=0).dtype == torch.float32
 
@@ -305,6 +316,8 @@ def test_curves_are_chunk_invariant_and_refuse_bad_options():
     a = tx.input_gradients(net, x, target=1)
     full = insertion_curve(net, x, a, target=1).values
     torch.testing.assert_close(insertion_curve(net, x, a, target=1, chunk_size=2).values, full)
+    batch = insertion_curve(net, x, a, target=1, vectorize="batch").values
+    torch.testing.assert_close(batch, full, rtol=1e-12, atol=1e-12)
     for options, argument in [
         ({"fractions": [0.5, 0.2]}, "fractions"),
         ({"fractions": [0, 1.5]}, "fractions"),
@@ -534,3 +547,21 @@ def test_deletion_and_insertion_violations_bite():
             lambda fn, x, **kw: -tx.gradient_x_input(fn, x, **kw), fn, x, generator=_gen()
         )  # least relevant first: worse than random
         assert (bad > 0).all(), check.__name__
+
+
+# ------------------------------------------------------------------ properties (Hypothesis)
+
+
+@settings(max_examples=scaled(1.0), deadline=None)
+@given(model=linear_models(n_features=4), x=batches(feature_shape=4, max_batch=4), data=st.data())
+def test_linear_models_exact_attributions_are_faithful(model, x, data):
+    seed = data.draw(st.integers(0, 2**16))
+    scale = 1 + x.abs().max() * model.params["weight"].abs().sum()
+    w = model.params["weight"].expand_as(x)
+    local = infidelity(model, x, w, generator=_gen(seed))
+    exact = tx.gradient_x_input(model, x)  # exact against the zero baseline
+    subsets = infidelity(model, x, exact, perturbation="baseline_subsets", generator=_gen(seed))
+    assert local.max() <= 1e-24 * scale**2 and subsets.max() <= 1e-24 * scale**2
+    # deleting by exact contributions removes the k largest: no ranking falls faster
+    v = deletion_violation(tx.gradient_x_input, model, x, n_random=4, generator=_gen(seed))
+    assert v.max() <= 1e-12 * scale
