@@ -37,7 +37,7 @@ def check_tensor_x(fn: Callable, x: Any, target: Any, chunk_size: Any, name: str
 
 
 def check_attributions(attributions: Any, x: torch.Tensor) -> torch.Tensor:
-    """Attributions shaped like ``x``, detached, in ``x``'s dtype."""
+    """Attributions shaped like ``x``, in ``x``'s dtype (still differentiable)."""
     if not isinstance(attributions, torch.Tensor):
         raise TypeError(f"attributions must be a tensor, got {type(attributions).__name__}")
     if attributions.shape != x.shape:

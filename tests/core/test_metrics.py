@@ -116,6 +116,24 @@ def test_infidelity_chunk_size_and_float32():
     assert infidelity(net32, x.float(), a.float(), target=0).dtype == torch.float32
 
 
+def test_infidelity_is_differentiable_in_the_attributions():
+    net, x, n = _mlp(), _x(), 8
+    draws = 0.3 * torch.randn(4, n, 5, generator=_gen(5), dtype=D64)
+    a = tx.input_gradients(net, x, target=TARGET).requires_grad_()
+    score = infidelity(
+        net, x, a, perturbation=lambda x, b: (draws, x - draws), n_samples=n, target=TARGET,
+        chunk_size=3,
+    )  # fmt: skip
+    (grad,) = torch.autograd.grad(score.sum(), a)
+    with torch.no_grad():  # d/da mean_n (I_n.a - drop_n)^2 = 2 mean_n (I_n.a - drop_n) I_n
+        out = net(x).gather(1, TARGET[:, None])
+        moved = net((x[:, None] - draws).reshape(-1, 5)).reshape(4, n, 3)
+        drop = out - moved.gather(2, TARGET[:, None, None].expand(4, n, 1))[..., 0]
+        residual = (draws * a[:, None]).sum(-1) - drop
+        expected = 2 * (residual[..., None] * draws).mean(1)
+    torch.testing.assert_close(grad, expected, rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize("normalize", [False, True])
 @pytest.mark.parametrize("kind", ["gaussian", "baseline_subsets"])
 def test_infidelity_agrees_with_captum_on_the_same_draws(kind, normalize):
