@@ -583,3 +583,26 @@ def test_linear_models_exact_attributions_are_faithful(model, x, data):
     # deleting by exact contributions removes the k largest: no ranking falls faster
     v = deletion_violation(tx.gradient_x_input, model, x, n_random=4, generator=_gen(seed))
     assert v.max() <= 1e-12 * scale
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_metric_keeps_dtype_and_mutates_nothing(dtype):
+    x = torch.rand(3, 1, 4, 4, generator=_gen(), dtype=dtype).requires_grad_()
+    a = torch.rand(3, 1, 4, 4, generator=_gen(1), dtype=dtype)
+    before_x, before_a = x.detach().clone(), a.clone()
+
+    def fn(images):
+        return torch.tanh(images.flatten(1)).sum(1)
+
+    scores = {
+        "infidelity": infidelity(fn, x, a, generator=_gen()),
+        "subsets": infidelity(fn, x, a, perturbation="baseline_subsets", generator=_gen()),
+        "sensitivity": sensitivity_max(tx.input_gradients, fn, x, generator=_gen()),
+        "deletion": deletion_curve(fn, x, a, patch=2).area,
+        "insertion": insertion_curve(fn, x, a).values,
+        "road": road(fn, x, a, generator=_gen()).values,
+    }
+    for name, score in scores.items():
+        assert score.dtype == dtype and score.shape[0] == 3, name
+        assert bool(torch.isfinite(score).all()), name
+    assert torch.equal(x.detach(), before_x) and torch.equal(a, before_a) and x.requires_grad
