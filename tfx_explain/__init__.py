@@ -8,6 +8,7 @@ the methods live in one private module per family, over the shared row engine in
 
 __version__ = "0.2.0"
 
+from . import metrics as metrics
 from ._engine.rows import CompileFallbackWarning as CompileFallbackWarning
 from ._engine.rows import SlowVmapWarning as SlowVmapWarning
 from ._gradients import gradient_x_input as gradient_x_input
@@ -46,6 +47,7 @@ __all__ = [
     "input_gradients",
     "integrated_gradients",
     "integrated_hessians",
+    "metrics",
     "occlusion",
     "quadrature",
     "shapley_values",

@@ -46,3 +46,16 @@ def test_benchmarks_run_and_report(tmp_path: Path) -> None:
     assert len(table(infos).splitlines()) == 1 + len(infos)
     assert "shapley_values" in targets(infos)
     assert json.loads(out.read_text())["machine_info"]["torch_threads"] == 2
+
+
+def test_metric_benchmarks_run(tmp_path: Path) -> None:
+    out = tmp_path / "metrics.json"
+    env = dict(os.environ, TFX_BENCH_SMOKE="1")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks/test_metrics.py", "-q",
+         "-p", "no:cacheprovider", f"--benchmark-json={out}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    infos = [b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]]
+    assert len(infos) == 6 and all(i["speedup"] > 0 and i["batch"] == 3 for i in infos)

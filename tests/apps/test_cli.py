@@ -41,6 +41,10 @@ def test_people_trains_reports_and_saves(trained):
     # exact Shapley closes the gap to float32 rounding, IG with 8 steps does not claim to
     gap_line = next(line for line in out.splitlines() if line.strip().startswith("|gap|"))
     assert float(gap_line.split()[-1]) < 1e-5
+    infidelity = next(line for line in out.splitlines() if line.strip().startswith("infidelity"))
+    ig, gxi, ablation, shapley = (float(v) for v in infidelity.split()[1:])
+    assert min(ig, gxi, ablation, shapley) >= 0
+    assert shapley < gxi  # gradient x input is relative to zeros, not the mean-row baseline
 
 
 def test_people_loads_saved_params(trained, capsys):

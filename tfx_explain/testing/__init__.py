@@ -8,10 +8,13 @@ Importing this package imports Hypothesis (install ``tfx_explain[testing]``);
 - :mod:`tfx_explain.testing.axioms`: checks that return the measured violation of an
   axiom (completeness, sensitivity, dummy, symmetry, implementation invariance,
   linearity, batch independence, quadrature convergence).
+- :mod:`tfx_explain.testing.metrics`: checks built on :mod:`tfx_explain.metrics` with the
+  same convention (beating random attributions on deletion and insertion by a margin,
+  sensitivity to parameter randomization).
 - :mod:`tfx_explain.testing.profiles`: Hypothesis profiles for CI and longer runs.
 """
 
-from . import axioms, profiles, strategies
+from . import axioms, metrics, profiles, strategies
 from .axioms import (
     batch_independence_violation,
     completeness_violation,
@@ -25,6 +28,7 @@ from .axioms import (
     sensitivity_violation,
     symmetry_violation,
 )
+from .metrics import deletion_violation, insertion_violation, randomization_violation
 from .profiles import load_profile, register_profiles, scaled
 from .strategies import (
     ACTIVATIONS,
@@ -48,15 +52,19 @@ __all__ = [
     "batches",
     "completeness_violation",
     "convergence_rate",
+    "deletion_violation",
     "dummy_violation",
     "equivalent_mlps",
     "expected_completeness_violation",
     "implementation_invariance_violation",
+    "insertion_violation",
     "linear_models",
     "linearity_violation",
     "load_profile",
     "mlps",
+    "metrics",
     "profiles",
+    "randomization_violation",
     "register_profiles",
     "row_sum_violation",
     "scaled",
