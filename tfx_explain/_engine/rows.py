@@ -25,10 +25,7 @@ cache-sized, however many rows a method builds.
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import os
 import warnings
-import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,6 +35,18 @@ from torch.utils import _pytree as pytree
 
 from .batching import check_values
 from .checks import check_choice, is_transformed
+from .routing import (
+    DEFAULT_ROW_BUDGET,
+    PROBE_ROWS,
+    SCOPE,
+    dry,
+    in_pieces,
+    pieces,
+    route,
+    row_budget,
+    samples_per_chunk,
+    slice_args,
+)
 from .targets import check_output, one_sample, select_batch
 
 __all__ = [
@@ -57,146 +66,31 @@ __all__ = [
 ]
 
 VECTORIZE = ("auto", "vmap", "batch")
-DEFAULT_ROW_BUDGET = 4096  # rows per call of fn when TFX_ROW_BUDGET is unset
-PROBE_ROWS = 4  # rows of the real input that vectorize="auto" compares
 
 
 def check_vectorize(vectorize: Any) -> str:
     return check_choice(vectorize, "vectorize", VECTORIZE)
 
 
-def row_budget() -> int:
-    """Most rows given to ``fn`` in one call: ``TFX_ROW_BUDGET``, else 4096.
-
-    Batches much larger than the caches run slower per row than cache-sized
-    pieces (the benchmarks' limit is the best rows/s over a range of batch sizes),
-    and their activations are what fills memory. Read at each call.
-    """
-    text = os.environ.get("TFX_ROW_BUDGET")
-    if text is None or not text.strip():
-        return DEFAULT_ROW_BUDGET
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"TFX_ROW_BUDGET must be a positive int (rows per call), got {text!r}")
-    return value
-
-
 def rows_of(tree: Any) -> int:
     return pytree.tree_leaves(tree)[0].shape[0]
-
-
-# One method call's state, shared by its chunks: the route chosen for each fn (so the
-# probe runs once per call) and the rows that a dry run of one sample asked for.
-_SCOPE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("tfx_rows", default=None)
-# nn.Module -> {(input signature, training flags): route}; weak, so modules can die
-_MODULE_ROUTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def route(fn: Callable, rows: Any) -> str:
-    """What ``vectorize="auto"`` does for ``fn`` on ``rows``: ``"batch"`` or ``"vmap"``.
-
-    ``"batch"`` when ``fn`` evaluated on up to :data:`PROBE_ROWS` rows of the real
-    input as one batch (no grad) matches ``fn`` on each of them alone, to
-    ``100 eps`` of the output scale; ``"vmap"`` when it does not (batch
-    statistics, a positional encoding indexed by batch row, dependence on the batch
-    size, randomness) or when the probe raises. The probe costs one forward of
-    ``PROBE_ROWS`` rows and ``PROBE_ROWS`` forwards of one row. It runs once per
-    method call, and an ``nn.Module``'s answer is kept (weakly) per input signature
-    and training flags; modules in training mode are refused earlier by
-    ``check_fn``. Under a transform or compiler tracing, or on meta tensors, no
-    value can be read: the route is the one the enclosing call chose on plain
-    tensors, else ``"vmap"`` (rows isolated, always correct). One row is always
-    ``"batch"``: both evaluate ``fn`` on that row alone.
-    """
-    scope = _SCOPE.get()
-    if scope is not None and id(fn) in scope["routes"]:
-        return scope["routes"][id(fn)][1]
-    leaves = pytree.tree_leaves(rows)
-    if is_transformed(rows) or any(leaf.is_meta for leaf in leaves):
-        return "vmap"
-    if rows_of(rows) < 2:
-        return "batch"
-    key = None
-    if isinstance(fn, torch.nn.Module):
-        key = (
-            tuple((leaf.shape[1:], leaf.dtype, leaf.device) for leaf in leaves),
-            tuple(m.training for m in fn.modules()),
-        )
-        chosen = _MODULE_ROUTES.get(fn, {}).get(key)
-    else:
-        chosen = None
-    if chosen is None:
-        chosen = "batch" if _rows_independent(fn, rows) else "vmap"
-        if key is not None:
-            _MODULE_ROUTES.setdefault(fn, {})[key] = chosen
-    if scope is not None:
-        scope["routes"][id(fn)] = (fn, chosen)  # keeps fn alive, so its id stays unique
-    return chosen
-
-
-def _rows_independent(fn: Callable, rows: Any) -> bool:
-    """Does ``fn`` give each of a few rows, batched together, what it gives the row alone?"""
-    n = rows_of(rows)
-    # spread over the rows: the first and last path point, the unperturbed row and a mask
-    k = min(n, PROBE_ROWS)
-    pick = sorted({(i * (n - 1)) // (k - 1) for i in range(k)})
-    head = pytree.tree_map(lambda leaf: leaf.detach()[pick], rows)
-    try:
-        with torch.no_grad():
-            together = fn(head)
-            alone = [
-                fn(pytree.tree_map(lambda leaf, i=i: leaf[i : i + 1], head))
-                for i in range(len(pick))
-            ]
-            alone = torch.cat(alone)
-    except Exception:  # noqa: BLE001 - fn cannot be probed: isolate rows, vmap reports errors
-        return False
-    if not isinstance(together, torch.Tensor) or together.shape != alone.shape:
-        return False
-    if not together.is_floating_point():
-        return bool(together.equal(alone))
-    tol = 100 * torch.finfo(together.dtype).eps
-    scale = float(alone.abs().nan_to_num(0.0, 0.0, 0.0).max()) if alone.numel() else 0.0
-    return bool(torch.allclose(together, alone, rtol=tol, atol=tol * scale, equal_nan=True))
 
 
 def _resolve(fn: Callable, rows: Any, vectorize: str) -> str:
     return route(fn, rows) if vectorize == "auto" else vectorize
 
 
-def _dry(rows: Any, t_rows: Any) -> torch.Tensor | None:
-    """In a dry run (see :func:`chunked`): count the rows, return zero values, call no fn."""
-    scope = _SCOPE.get()
-    if scope is None or not scope["dry"]:
-        return None
-    n = rows_of(rows)
-    scope["rows"] += n
-    shape = (n,) if t_rows is None or t_rows.ndim == 1 else (n, t_rows.shape[1])
-    return pytree.tree_leaves(rows)[0].new_zeros(shape)
-
-
-def _pieces(rows: Any) -> int | None:
-    """Rows per call of ``fn`` when ``rows`` exceed the budget (not while compiling)."""
-    budget = row_budget()
-    if rows_of(rows) <= budget or torch.compiler.is_compiling():
-        return None
-    return budget
-
-
 def row_values(fn: Callable, rows: Any, t_rows: Any, *, vectorize: str) -> torch.Tensor:
     """Explained outputs of ``N`` rows: ``(N, *F) -> (N,)``, or ``(N, T)`` for (N, T) targets."""
-    dry = _dry(rows, t_rows)
-    if dry is not None:
-        return dry
-    n, how, piece = rows_of(rows), _resolve(fn, rows, vectorize), _pieces(rows)
+    zeros = dry(rows, t_rows)
+    if zeros is not None:
+        return zeros
+    n, how, piece = rows_of(rows), _resolve(fn, rows, vectorize), pieces(rows)
     if how == "batch":
         if piece is None:
             out = check_output(fn(rows), n)
         else:
-            out = _in_pieces(lambda r: check_output(fn(r), rows_of(r)), piece, rows)
+            out = in_pieces(lambda r: check_output(fn(r), rows_of(r)), piece, rows)
     else:
 
         def f1(r1: Any) -> torch.Tensor:  # (*F) -> () or (C,)
@@ -219,14 +113,14 @@ def row_gradients(
     Returns:
       ``(grads, values)``: grads shaped like ``rows``, values ``(N,)``.
     """
-    dry = _dry(rows, t_rows)
-    if dry is not None:
-        return pytree.tree_map(torch.zeros_like, rows), dry
-    how, piece = _resolve(fn, rows, vectorize), _pieces(rows)
+    zeros = dry(rows, t_rows)
+    if zeros is not None:
+        return pytree.tree_map(torch.zeros_like, rows), zeros
+    how, piece = _resolve(fn, rows, vectorize), pieces(rows)
     if how == "batch":
         if piece is None:
             return _batch_gradients(fn, rows, t_rows)
-        return _in_pieces(lambda r, t: _batch_gradients(fn, r, t), piece, rows, t_rows)
+        return in_pieces(lambda r, t: _batch_gradients(fn, r, t), piece, rows, t_rows)
     with _fallback_warning(vectorize):
         return vmap(
             grad_and_value(one_sample(fn)),
@@ -245,33 +139,6 @@ def _batch_gradients(fn: Callable, rows: Any, t_rows: Any) -> tuple[Any, torch.T
     if is_transformed(rows):  # under vmap/grad/compile: stay composable
         return grad(total, has_aux=True)(rows)
     return _autograd(total, rows)
-
-
-def _in_pieces(f: Callable, piece: int, *args: Any) -> Any:
-    """``f(*args)`` evaluated on consecutive pieces of ``piece`` rows, assembled once.
-
-    The pieces' results are written into tensors allocated once for all rows, or
-    concatenated when autograd or a transform tracks them.
-    """
-    n = rows_of([a for a in args if a is not None])
-    out = spec = None
-    for start in range(0, n, piece):
-        part = f(
-            *(
-                None if a is None else pytree.tree_map(lambda t, s=start: t[s : s + piece], a)
-                for a in args
-            )
-        )
-        leaves, spec = pytree.tree_flatten(part)
-        if out is None:
-            keep = is_transformed(part) or any(leaf.requires_grad for leaf in leaves)
-            out = [[] if keep else leaf.new_empty((n,) + leaf.shape[1:]) for leaf in leaves]
-        for buffer, leaf in zip(out, leaves, strict=True):
-            if isinstance(buffer, list):
-                buffer.append(leaf)
-            else:
-                buffer[start : start + leaf.shape[0]] = leaf
-    return pytree.tree_unflatten([torch.cat(b) if isinstance(b, list) else b for b in out], spec)
 
 
 def _autograd(total: Callable, rows: Any) -> tuple[Any, torch.Tensor]:
@@ -363,26 +230,26 @@ def chunked(fun: Callable, chunk_size: int | None, *args: Any, what: str) -> Any
     probes ``fn`` once for all chunks.
     """
     token = None
-    if _SCOPE.get() is None:
-        token = _SCOPE.set({"routes": {}, "rows": 0, "dry": False})
+    if SCOPE.get() is None:
+        token = SCOPE.set({"routes": {}, "rows": 0, "dry": False})
     try:
         return _chunked(fun, chunk_size, args, what)
     finally:
         if token is not None:
-            _SCOPE.reset(token)
+            SCOPE.reset(token)
 
 
 def _chunked(fun: Callable, chunk_size: int | None, args: tuple, what: str) -> Any:
     n = rows_of([a for a in args if a is not None])
     if chunk_size is None and n > 1:
-        chunk_size = _samples_per_chunk(fun, args, n)
+        chunk_size = samples_per_chunk(fun, args, n)
     if chunk_size is None or chunk_size >= n:
         attr, values = fun(*args)
         check_values(values, what)
         return attr
     out = None
     for start in range(0, n, chunk_size):
-        part, values = fun(*_slice(args, start, chunk_size))
+        part, values = fun(*slice_args(args, start, chunk_size))
         check_values(values, what)
         del values
         leaves, spec = pytree.tree_flatten(part)
@@ -395,30 +262,6 @@ def _chunked(fun: Callable, chunk_size: int | None, args: tuple, what: str) -> A
             else:
                 buffer[start : start + leaf.shape[0]] = leaf
     return pytree.tree_unflatten([torch.cat(b) if isinstance(b, list) else b for b in out], spec)
-
-
-def _slice(args: tuple, start: int, size: int) -> tuple:
-    return tuple(
-        None if a is None else pytree.tree_map(lambda t: t[start : start + size], a) for a in args
-    )
-
-
-def _samples_per_chunk(fun: Callable, args: tuple, n: int) -> int | None:
-    """Samples per chunk for about ``row_budget()`` rows, from a dry run of one sample."""
-    scope = _SCOPE.get()
-    if scope["dry"]:  # inside an enclosing dry run: it counts all of our rows
-        return None
-    before = scope["rows"]
-    scope["dry"] = True
-    try:
-        fun(*_slice(args, 0, 1))
-    finally:
-        scope["dry"] = False
-        per_sample, scope["rows"] = scope["rows"] - before, before
-    budget = row_budget()
-    if per_sample == 0 or per_sample * n <= budget:
-        return None
-    return max(1, budget // per_sample)
 
 
 class CompileFallbackWarning(UserWarning):
@@ -452,7 +295,7 @@ def compiled(impl: Callable, compile: bool) -> Callable:
         # compiling this fn failed before: do not retry. Under a transform (smoothgrad
         # lifts a method with vmap) dynamo would mark the kernel's code as skipped for
         # the rest of the process, so transformed calls run eagerly.
-        scope = _SCOPE.get()
+        scope = SCOPE.get()
         if (impl, id(fn)) in _FAILED or is_transformed(args) or scope and scope["dry"]:
             return impl(fn, *args)
         # vectorize="auto" is settled here, on plain tensors: the traced kernel cannot
