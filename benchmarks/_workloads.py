@@ -6,10 +6,13 @@ knows three ways to get the same numbers, all on the same ``fn`` and the same ``
 - ``ours(vectorize, compile)``: the tfx_explain call;
 - ``captum``: Captum 0.9's equivalent, with its documented defaults where the issue
   names them (``perturbations_per_eval=1``, ``internal_batch_size=None``);
-- ``limit``: one plain batched pass over the rows the method needs, built beforehand:
-  forward+backward (``torch.autograd.grad`` of the summed explained outputs) for
-  gradient methods, a ``torch.no_grad`` forward for perturbation methods. No method
-  that evaluates ``fn`` on those rows can beat it by more than noise.
+- ``limit(rows_per_call)``: plain batched passes over the rows the method needs, built
+  beforehand, ``rows_per_call`` rows at a time: forward+backward (``torch.autograd.grad``
+  of the summed explained outputs) for gradient methods, a ``torch.no_grad`` forward for
+  perturbation methods. The benchmark takes the fastest over a range of
+  ``rows_per_call`` (``LIMIT_BATCHES``), so that no method evaluating ``fn`` on those
+  rows, in whatever pieces (Captum's loop of smaller forwards included), can beat it
+  by more than noise.
 
 ``agree(ours, captum)`` checks that the first two compute the same attributions, so
 that their times compare the same work. ``TFX_BENCH_SMOKE=1`` shrinks every batch to a
@@ -43,7 +46,17 @@ import tfx_explain as tx
 from benchmarks._seed_model import seed_module_from_params
 from tfx_explain.people import PEOPLE_FIELDS, init_transformer_net, transformer_net
 
-__all__ = ["DEVICE", "SMOKE", "Trial", "WORKLOADS", "METHODS", "synced", "trial"]
+__all__ = [
+    "DEVICE",
+    "LIMIT_BATCHES",
+    "MATRIX",
+    "SMOKE",
+    "Trial",
+    "WORKLOADS",
+    "METHODS",
+    "synced",
+    "trial",
+]
 
 SMOKE = os.environ.get("TFX_BENCH_SMOKE", "") == "1"
 DEVICE = torch.device(os.environ.get("TFX_BENCH_DEVICE", "cpu"))
@@ -51,6 +64,7 @@ STEPS = 50  # integrated gradients path points (Gauss-Legendre)
 NOISE_SAMPLES = 50  # SmoothGrad copies
 SIGMA = 0.1  # SmoothGrad noise, in input units (inputs are in [-1, 1])
 IMAGE_WINDOW = (1, 4, 4)  # occlusion window and stride on 1x28x28 images: 49 windows
+LIMIT_BATCHES = (64, 256, 1024, 4096, 16384)  # rows per call tried for the limit (and all)
 
 
 @dataclass(frozen=True)
@@ -64,12 +78,15 @@ class Workload:
 
 @dataclass(frozen=True)
 class Trial:
-    """One method on one workload, with its references. ``rows`` = rows of ``fn`` it needs."""
+    """One method on one workload, with its references. ``rows`` = rows of ``fn`` it needs.
+
+    ``limit(rows_per_call)`` is the plain pass over those rows in pieces of that size.
+    """
 
     rows: int
     ours: Callable[[str, bool], Callable[[], Any]]
     captum: Callable[[], Any]
-    limit: Callable[[], Any]
+    limit: Callable[[int], Callable[[], Any]]
     agree: Callable[[Any, Any], float]
 
 
@@ -187,24 +204,41 @@ def _repeat(target: Tensor | None, per_sample: int) -> Tensor | None:
     return None if target is None else target.repeat_interleave(per_sample)
 
 
-def _gradient_limit(fn: Callable, rows: Tensor, t_rows: Tensor | None) -> Callable[[], Tensor]:
-    """One forward+backward over ``rows``: gradients of the summed explained outputs."""
+def _gradient_limit(fn: Callable, rows: Tensor, t_rows: Tensor | None) -> Callable:
+    """Forward+backward over ``rows``, ``size`` at a time: gradients of the explained outputs."""
 
-    def run() -> Tensor:
-        r = rows.detach().requires_grad_()
-        return torch.autograd.grad(_explained(fn(r), t_rows).sum(), r)[0]
+    def at(size: int) -> Callable[[], Tensor]:
+        def run() -> Tensor:
+            out = torch.empty_like(rows)
+            for start in range(0, rows.shape[0], size):
+                r = rows[start : start + size].detach().requires_grad_()
+                t = None if t_rows is None else t_rows[start : start + size]
+                out[start : start + size] = torch.autograd.grad(_explained(fn(r), t).sum(), r)[0]
+            return out
 
-    return run
+        return run
+
+    return at
 
 
-def _forward_limit(fn: Callable, rows: Tensor, t_rows: Tensor | None) -> Callable[[], Tensor]:
-    """One forward over ``rows`` without autograd."""
+def _forward_limit(fn: Callable, rows: Tensor, t_rows: Tensor | None) -> Callable:
+    """Forwards over ``rows`` without autograd, ``size`` at a time."""
 
-    def run() -> Tensor:
-        with torch.no_grad():
-            return _explained(fn(rows), t_rows)
+    def at(size: int) -> Callable[[], Tensor]:
+        def run() -> Tensor:
+            with torch.no_grad():
+                parts = [
+                    _explained(
+                        fn(rows[start : start + size]),
+                        None if t_rows is None else t_rows[start : start + size],
+                    )
+                    for start in range(0, rows.shape[0], size)
+                ]
+            return torch.cat(parts)
 
-    return run
+        return run
+
+    return at
 
 
 def _perturbed(x: Tensor, keep: Tensor) -> Tensor:
@@ -474,6 +508,17 @@ METHODS: dict[str, Callable[[Workload], Trial]] = {
     "feature_ablation": _feature_ablation,
     "shapley_values": _shapley_values,
     "smoothgrad": _smoothgrad,
+}
+
+
+# every method on every workload it is defined for: Shapley values need the 4 people
+# fields (8-feature rows); feature ablation needs flat rows
+MATRIX: dict[str, tuple[str, ...]] = {
+    "tnet-2048": tuple(METHODS),
+    "tnet-240": tuple(METHODS),
+    "seed-2048": tuple(METHODS),
+    "mlp-2048": tuple(m for m in METHODS if m != "shapley_values"),
+    "cnn-128": tuple(m for m in METHODS if m not in ("shapley_values", "feature_ablation")),
 }
 
 

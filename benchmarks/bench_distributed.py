@@ -13,6 +13,14 @@ The distributed results are checked against the single-process ones (max abs dif
 Optionally (``--dask-malloc-trim``) a 2-worker cluster with Dask's own worker
 environment (``MALLOC_TRIM_THRESHOLD_=65536``) is timed too.
 
+``--plain-pair`` also runs two plain 1-thread processes at once, each on half of the
+rows, without Dask: the best that 2 workers can do on this machine. Per-worker CPU
+efficiency below 100% of one process alone splits into what the machine loses to
+two processes sharing it (plain pair vs one process) and what Dask and our partition
+code add (2 workers vs plain pair). Profiled in-process at 1 thread (cProfile,
+2,000-row partition), ``run_partition`` is 99% the method call: the prediction
+forward ~0.7%, parquet decode ~0.6%, writing ~0.1%.
+
 Run::
 
     python benchmarks/bench_distributed.py --rows 100000 [--json results.json]
@@ -96,6 +104,38 @@ def _dask_default_cluster(n_workers):
         os.environ.update(environ)
 
 
+def _half(argv: list[str]) -> None:
+    """Child of ``--plain-pair``: IG on one half of the rows, 1 thread; print JSON timings."""
+    rows, steps, chunk_size, half, path = (
+        int(argv[0]),
+        int(argv[1]),
+        int(argv[2]),
+        int(argv[3]),
+        argv[4],
+    )
+    params = init_transformer_net(generator=torch.Generator().manual_seed(0))
+    frame = pd.read_parquet(path).sort_values("row_id")
+    x = torch.tensor(frame[list(PEOPLE_FEATURES)].to_numpy())
+    x = x[: rows // 2] if half == 0 else x[rows // 2 :]
+    _, seconds, cpu = single_process(params, x, steps=steps, chunk_size=chunk_size, threads=1)
+    print(json.dumps({"rows": x.shape[0], "seconds": seconds, "cpu": cpu}))
+
+
+def plain_pair(data, *, rows, steps, chunk_size):
+    """Two plain 1-thread processes at once, one half of the rows each: ``(wall, cpu)``."""
+    import subprocess
+
+    child = [sys.executable, __file__, "--half"]
+    args = [str(rows), str(steps), str(chunk_size)]
+    procs = [
+        subprocess.Popen(child + args + [str(h), str(data)], stdout=subprocess.PIPE, text=True)
+        for h in (0, 1)
+    ]
+    outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    # wall: the slower half's IG (each child warms up before timing, like single_process)
+    return max(o["seconds"] for o in outs), sum(o["cpu"] for o in outs)
+
+
 def distributed(data, params_path, out, *, n_workers, steps, chunk_size, dask_default=False):
     """``(result, cluster start seconds)`` of one ``attribute_dataset`` job."""
     started = time.perf_counter()
@@ -121,6 +161,7 @@ def main(argv=None) -> None:
     parser.add_argument("--chunk-size", type=int, default=256)
     parser.add_argument("--rows-per-partition", type=int, default=5_000)
     parser.add_argument("--dask-malloc-trim", action="store_true")
+    parser.add_argument("--plain-pair", action="store_true")
     parser.add_argument("--json", help="also write the measurements here")
     args = parser.parse_args(argv)
 
@@ -145,6 +186,13 @@ def main(argv=None) -> None:
         )
         reference = attr if reference is None else reference
         rows.append((f"single process, {threads} torch thread(s)", seconds, cpu, None, None))
+
+    if args.plain_pair:
+        print(f"two plain 1-thread processes at once: {_load()}", flush=True)
+        seconds, cpu = plain_pair(
+            data, rows=args.rows, steps=args.steps, chunk_size=args.chunk_size
+        )
+        rows.append(("two plain 1-thread processes at once, half each", seconds, cpu, None, None))
 
     configs = [(1, False), (2, False)] + ([(2, True)] if args.dask_malloc_trim else [])
     for n_workers, dask_default in configs:
@@ -204,4 +252,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--half"]:
+        _half(sys.argv[2:])
+    else:
+        main()

@@ -1,15 +1,17 @@
-"""Peak memory of integrated gradients over many rows: bounded by ``chunk_size``, not by rows.
+"""Peak memory of integrated gradients over many rows: bounded by the chunk, not by rows.
 
 Each row count runs in a fresh subprocess, which reports its peak resident set size
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) after one call of
-``integrated_gradients(fn, x, steps=50, chunk_size=C)`` on the functional TransformerNet.
+``integrated_gradients(fn, x, steps=50, chunk_size=C)`` on the functional TransformerNet
+(by default the defaults: ``chunk_size=None``, i.e. about ``TFX_ROW_BUDGET`` path rows a
+chunk, and ``vectorize="auto"``).
 The inputs and the result (``rows x 8`` float32 each, 32 MB per million rows) are the only
 memory that should grow with the row count; the path points of one chunk
 (``C x 50`` rows) and their activations are the rest.
 
 Usage::
 
-    python -m benchmarks.memory_ig                      # 10k, 100k and 1M rows, chunk_size 256
+    python -m benchmarks.memory_ig                      # 10k, 100k and 1M rows, the defaults
     python -m benchmarks.memory_ig --rows 10000 100000 --chunk-size 512 --vectorize batch
 """
 
@@ -30,7 +32,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def measure(rows: int, chunk_size: int, vectorize: str, steps: int = 50) -> dict:
+def measure(rows: int, chunk_size: int | None, vectorize: str, steps: int = 50) -> dict:
     """Run IG once over ``rows`` rows in this process; return timings and peak RSS."""
     import torch
 
@@ -60,8 +62,8 @@ def measure(rows: int, chunk_size: int, vectorize: str, steps: int = 50) -> dict
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--chunk-size", type=int, default=256)
-    parser.add_argument("--vectorize", choices=("vmap", "batch"), default="vmap")
+    parser.add_argument("--chunk-size", type=int, default=None, help="default: None")
+    parser.add_argument("--vectorize", choices=("auto", "vmap", "batch"), default="auto")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:  # one row count, in this fresh process
@@ -71,10 +73,12 @@ def main(argv: list[str] | None = None) -> None:
           f"{'RSS before IG':>13}  {'peak RSS':>8}")  # fmt: skip
     for rows in args.rows:
         child = [sys.executable, "-m", "benchmarks.memory_ig", "--child", "--rows", str(rows)]
-        child += ["--chunk-size", str(args.chunk_size), "--vectorize", args.vectorize]
+        if args.chunk_size is not None:
+            child += ["--chunk-size", str(args.chunk_size)]
+        child += ["--vectorize", args.vectorize]
         out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
-        print(f"{r['rows']:>9}  {r['chunk_size']:>5}  {r['vectorize']:9}  {r['seconds']:>7}  "
+        print(f"{r['rows']:>9}  {str(r['chunk_size']):>5}  {r['vectorize']:9}  {r['seconds']:>7}  "
               f"{r['path_rows_per_s']:>11,}  {r['peak_rss_before_mb']:>10} MB  "
               f"{r['peak_rss_mb']:>5} MB", flush=True)  # fmt: skip
 

@@ -9,6 +9,9 @@ Before the rounds, ours is called once (for ``compile=True`` this first call is 
 compile time, reported separately and never in the medians), Captum once to check that
 both compute the same attributions (same work), and the limit once; those calls size
 the rounds (about ``TFX_BENCH_SECONDS`` per benchmark, at least ``TFX_BENCH_MIN_ROUNDS``).
+The limit is the plain pass at its best rows per call: once per workload and method,
+each size of ``LIMIT_BATCHES`` below the row count (and all rows at once) is timed
+twice after a warm-up call, and the fastest size is the limit in every round.
 Results go to ``extra_info``; ``python -m benchmarks.report BENCH.json`` prints the table.
 
 Run (see benchmarks/README.md)::
@@ -19,6 +22,7 @@ Run (see benchmarks/README.md)::
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -30,7 +34,7 @@ from typing import Any
 import pytest
 from torch._dynamo.utils import counters
 
-from benchmarks._workloads import DEVICE, METHODS, SMOKE, synced, trial
+from benchmarks._workloads import DEVICE, LIMIT_BATCHES, MATRIX, METHODS, SMOKE, synced, trial
 from benchmarks._workloads import workload as build_workload
 from tfx_explain import CompileFallbackWarning, SlowVmapWarning
 
@@ -39,17 +43,24 @@ MAX_ROUNDS = 1 if SMOKE else int(os.environ.get("TFX_BENCH_MAX_ROUNDS", "15"))
 SECONDS = 0.0 if SMOKE else float(os.environ.get("TFX_BENCH_SECONDS", "8"))  # per benchmark
 
 VARIANTS = {
+    "auto": ("auto", False),  # the defaults
+    "auto+compile": ("auto", True),  # the defaults with compile=True
     "vmap": ("vmap", False),
     "batch": ("batch", False),
     "vmap+compile": ("vmap", True),
     "batch+compile": ("batch", True),
 }
-ALL = tuple(VARIANTS)
+ALL = ("vmap", "batch", "vmap+compile", "batch+compile")
 EAGER = ("vmap", "batch")
 
 
 def _cases() -> list[tuple[str, str, str]]:
-    cases = []
+    # the defaults, on every method x workload of the matrix, and compiled on tnet-2048
+    cases = [(w, m, "auto") for w, methods in MATRIX.items() for m in methods]
+    cases += [
+        ("tnet-2048", m, "auto+compile")
+        for m in ("integrated_gradients", "occlusion", "feature_ablation", "shapley_values")
+    ]
     for method in METHODS:
         if method == "smoothgrad":
             cases += [("tnet-2048", method, v) for v in EAGER]
@@ -76,8 +87,9 @@ def _cases() -> list[tuple[str, str, str]]:
     # 1.45x the limit against 1.11x when it ran before them (2026-11-29)
     cases.sort(key=lambda c: VARIANTS[c[2]][1])
     if SMOKE:  # one compiled kernel keeps the compile path covered without minutes of compiling
-        keep = ("tnet-2048", "shapley_values", "vmap+compile")
-        cases = [c for c in cases if not VARIANTS[c[2]][1] or c == keep]
+        keep = ("tnet-2048", "shapley_values", "auto+compile")
+        # the defaults everywhere, the explicit eager variants on one workload
+        cases = [c for c in cases if c[2] == "auto" or c == keep or c[0] == "tnet-240"]
     return cases
 
 
@@ -88,6 +100,8 @@ def _allowed(workload: str, variant: str) -> tuple[type[Warning], ...]:
     """Warnings a case may raise; each one is recorded and shown in the report."""
     allowed: tuple[type[Warning], ...] = ()
     if workload.startswith("seed") and VARIANTS[variant][0] == "vmap":
+        allowed += (SlowVmapWarning,)
+    if VARIANTS[variant][0] == "auto":  # auto isolating rows under a transform (smoothgrad)
         allowed += (SlowVmapWarning,)
     if VARIANTS[variant][1]:
         allowed += (CompileFallbackWarning,)
@@ -123,6 +137,21 @@ def _seconds(run: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+@functools.cache
+def _limit(workload: str, method: str) -> tuple[int, Callable[[], Any]]:
+    """The plain pass at its fastest rows per call: ``(rows per call, run)``."""
+    case = trial(workload, method)
+    sizes = sorted({b for b in LIMIT_BATCHES if b < case.rows} | {case.rows})
+    best = None
+    for size in sizes:
+        run = synced(case.limit(size))
+        run()  # warm-up
+        seconds = min(_seconds(run) for _ in range(1 if SMOKE else 2))
+        if best is None or seconds < best[0]:
+            best = (seconds, size, run)
+    return best[1], best[2]
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
@@ -134,7 +163,8 @@ def test_throughput(benchmark, workload: str, method: str, variant: str) -> None
     vectorize, compile = VARIANTS[variant]
     case = trial(workload, method)
     run = synced(case.ours(vectorize, compile))
-    refs = {"limit": synced(case.limit), "captum": synced(case.captum)}
+    limit_batch, limit = _limit(workload, method)
+    refs = {"limit": limit, "captum": synced(case.captum)}
 
     frames_before = dict(counters["frames"])
     breaks_before = sum(counters["graph_break"].values())
@@ -184,6 +214,7 @@ def test_throughput(benchmark, workload: str, method: str, variant: str) -> None
         variant=variant,
         samples=build_workload(workload).x.shape[0],
         rows=case.rows,
+        limit_batch=limit_batch,
         rounds=rounds,
         t_ours=t_ours,
         t_limit=t_limit,

@@ -20,7 +20,7 @@ def input_gradients(
     *,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
     compile: bool = False,
 ) -> Any:
     """Per-sample gradient of the explained output with respect to the input (signed saliency).
@@ -37,10 +37,13 @@ def input_gradients(
       x: input ``(B, *F)``, or a dict/tuple of such tensors sharing ``B``.
       target: ``None`` for ``(B,)`` outputs, an int, a LongTensor ``(B,)``, or a
         LongTensor ``(B, T)`` for T outputs per sample in one pass.
-      chunk_size: samples evaluated at once (bounds memory); ``None`` for all.
-      vectorize: ``"vmap"`` (each row isolated by ``torch.func.vmap``) or
-        ``"batch"`` (one batched forward+backward; needs rows that ``fn`` treats
-        independently, works for ops without vmap batching rules).
+      chunk_size: samples evaluated at once (bounds memory); ``None``: as many as
+        fill about ``TFX_ROW_BUDGET`` (4096) rows.
+      vectorize: ``"auto"`` (``"batch"`` when a probe of ``fn`` on a few rows of
+        ``x`` shows rows treated independently, else ``"vmap"``), ``"vmap"``
+        (each row isolated by ``torch.func.vmap``) or ``"batch"`` (one batched
+        forward+backward; needs rows that ``fn`` treats independently, works for
+        ops without vmap batching rules).
       compile: run the kernel through ``torch.compile`` (compiled once per ``fn``
         and input shape, falling back to eager with a warning on failure; calls
         made inside a ``torch.func`` transform run the eager kernel).
@@ -81,7 +84,7 @@ def gradient_x_input(
     *,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
     compile: bool = False,
 ) -> Any:
     """Gradient times input: the first-order Taylor contribution of each feature.

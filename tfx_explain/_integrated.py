@@ -58,7 +58,7 @@ def integrated_gradients(
     steps: int = 50,
     rule: str = "gauss_legendre",
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
     compile: bool = False,
 ) -> Any:
     """Integrated gradients along the straight path from ``baseline`` to ``x``.
@@ -215,7 +215,7 @@ def adaptive_integrated_gradients(
     max_steps: int = 512,
     rule: str = "gauss_legendre",
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
 ) -> AdaptiveResult:
     """Integrated gradients with per-sample step counts chosen to meet a completeness tolerance.
 

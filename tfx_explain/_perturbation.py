@@ -85,7 +85,7 @@ def occlusion(
     baseline: Any = 0.0,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
     compile: bool = False,
 ) -> torch.Tensor:
     """Occlusion: the output drop when a sliding window of features is set to the baseline.
@@ -110,7 +110,7 @@ def occlusion(
       baseline: replacement value: a number (default 0.0) or a tensor broadcastable to ``x``.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``K + 1`` rows of ``fn``.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
       compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
 
     Returns:
@@ -147,7 +147,7 @@ def feature_ablation(
     baseline: Any = 0.0,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
     compile: bool = False,
 ) -> Any:
     """Feature ablation: the output drop when one group of features is set to the baseline.
@@ -170,7 +170,7 @@ def feature_ablation(
       baseline: a number (default 0.0), or a tensor (pytree) broadcastable to ``x``.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``G + 1`` rows of ``fn``.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
       compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
 
     Returns:

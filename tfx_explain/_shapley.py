@@ -90,7 +90,7 @@ def shapley_values(
     generator: torch.Generator | None = None,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
     compile: bool = False,
 ) -> Any:
     """Shapley values of feature groups, with absent groups set to the baseline.
@@ -118,7 +118,7 @@ def shapley_values(
       generator: random source for the permutations.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``2^G`` (or ``P (G + 1)``) rows.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
       compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
 
     Returns:

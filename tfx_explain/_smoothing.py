@@ -127,7 +127,7 @@ def expected_gradients(
     generator: torch.Generator | None = None,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
 ) -> Any:
     """Expected gradients: integrated gradients averaged over a baseline distribution.
 

@@ -297,10 +297,13 @@ SPECS = [
         covers=("completeness_gap", "integrated_gradients"),
     ),
 ]
-# vectorize="batch": one batched call (plain autograd outside transforms), same contract
+# vectorize="batch": one batched call (plain autograd outside transforms), and "vmap"
+# (rows isolated; the default "auto" takes the batch route on these row-independent
+# functions outside transforms): same contract
 SPECS += [
-    Spec(f"{s.name}[batch]", s.method, lambda x, s=s: {**s.options(x), "vectorize": "batch"},
+    Spec(f"{s.name}[{v}]", s.method, lambda x, s=s, v=v: {**s.options(x), "vectorize": v},
          **{k: getattr(s, k) for k in ("tree", "baseline", "steps", "groups", "occlusion")})
+    for v in ("batch", "vmap")
     for s in SPECS
     if s.name in ("input_gradients", "gradient_x_input", "integrated_gradients[gauss_legendre]",
                   "occlusion", "feature_ablation")

@@ -26,7 +26,7 @@ def _calls(run):
 
 # torch 2.13 compiles functorch grad wrongly when module params require grad (all-zero
 # input gradients here); the compiled path now calls modules with detached parameters
-@pytest.mark.parametrize("vectorize", ["vmap", "batch"])
+@pytest.mark.parametrize("vectorize", ["auto", "vmap", "batch"])
 def test_compiled_gradients_of_a_conv_relu_pool_module_match_eager(vectorize):
     torch.manual_seed(0)
     net = nn.Sequential(

@@ -2,17 +2,24 @@
 
 Every method turns each sample into rows (path points, perturbed copies), asks for
 their explained outputs (and gradients), and combines them per sample. The rows of
-all samples of a chunk are evaluated together, in one of two ways:
+all samples of a chunk are evaluated together, in one of three ways:
 
-- ``vectorize="vmap"`` (default): ``fn`` sees one row at a time through
-  ``torch.func.vmap``, so a row's result cannot depend on any other row, whatever
-  ``fn`` does. Every op of ``fn`` needs a vmap batching rule to be fast.
-- ``vectorize="batch"``: ``fn`` gets all rows as one batch and, for gradients, one
+- ``vectorize="vmap"``: ``fn`` sees one row at a time through ``torch.func.vmap``,
+  so a row's result cannot depend on any other row, whatever ``fn`` does. Every op
+  of ``fn`` needs a vmap batching rule to be fast.
+- ``vectorize="batch"``: ``fn`` gets the rows as one batch and, for gradients, one
   backward pass of the summed outputs. This is exactly the plain forward+backward
   cost, and works for ops without batching rules (e.g. the fused attention kernel
   of ``nn.MultiheadAttention``), but it is only correct when ``fn`` treats rows
   independently (true of eval-mode models; check yours with
   ``tfx_explain.testing.axioms.batch_dependence``).
+- ``vectorize="auto"`` (default): ``"batch"`` when a probe shows that ``fn`` treats
+  rows independently, ``"vmap"`` otherwise (see :func:`route`).
+
+Rows are evaluated at most :func:`row_budget` at a time (``TFX_ROW_BUDGET``), and
+:func:`chunked` with ``chunk_size=None`` picks the samples per chunk so that a
+chunk holds about that many rows: memory stays bounded, and calls stay
+cache-sized, however many rows a method builds.
 """
 
 from __future__ import annotations
@@ -28,21 +35,37 @@ from torch.utils import _pytree as pytree
 
 from .batching import check_values
 from .checks import check_choice, is_transformed
+from .routing import (
+    DEFAULT_ROW_BUDGET,
+    PROBE_ROWS,
+    SCOPE,
+    dry,
+    in_pieces,
+    pieces,
+    route,
+    row_budget,
+    samples_per_chunk,
+    slice_args,
+)
 from .targets import check_output, one_sample, select_batch
 
 __all__ = [
+    "DEFAULT_ROW_BUDGET",
+    "PROBE_ROWS",
     "VECTORIZE",
     "CompileFallbackWarning",
     "SlowVmapWarning",
     "check_vectorize",
     "chunked",
     "compiled",
+    "route",
+    "row_budget",
     "row_gradients",
     "row_values",
     "rows_of",
 ]
 
-VECTORIZE = ("vmap", "batch")
+VECTORIZE = ("auto", "vmap", "batch")
 
 
 def check_vectorize(vectorize: Any) -> str:
@@ -53,18 +76,28 @@ def rows_of(tree: Any) -> int:
     return pytree.tree_leaves(tree)[0].shape[0]
 
 
+def _resolve(fn: Callable, rows: Any, vectorize: str) -> str:
+    return route(fn, rows) if vectorize == "auto" else vectorize
+
+
 def row_values(fn: Callable, rows: Any, t_rows: Any, *, vectorize: str) -> torch.Tensor:
     """Explained outputs of ``N`` rows: ``(N, *F) -> (N,)``, or ``(N, T)`` for (N, T) targets."""
-    n = rows_of(rows)
-    if vectorize == "batch":
-        out = check_output(fn(rows), n)
+    zeros = dry(rows, t_rows)
+    if zeros is not None:
+        return zeros
+    n, how, piece = rows_of(rows), _resolve(fn, rows, vectorize), pieces(rows)
+    if how == "batch":
+        if piece is None:
+            out = check_output(fn(rows), n)
+        else:
+            out = in_pieces(lambda r: check_output(fn(r), rows_of(r)), piece, rows)
     else:
 
         def f1(r1: Any) -> torch.Tensor:  # (*F) -> () or (C,)
             return check_output(fn(pytree.tree_map(lambda leaf: leaf.unsqueeze(0), r1)), 1)[0]
 
-        with _fallback_warning():
-            out = vmap(f1)(rows)
+        with _fallback_warning(vectorize):
+            out = vmap(f1, chunk_size=piece)(rows)
     return select_batch(out, t_rows)
 
 
@@ -80,20 +113,32 @@ def row_gradients(
     Returns:
       ``(grads, values)``: grads shaped like ``rows``, values ``(N,)``.
     """
-    if vectorize == "batch":
-        n = rows_of(rows)
+    zeros = dry(rows, t_rows)
+    if zeros is not None:
+        return pytree.tree_map(torch.zeros_like, rows), zeros
+    how, piece = _resolve(fn, rows, vectorize), pieces(rows)
+    if how == "batch":
+        if piece is None:
+            return _batch_gradients(fn, rows, t_rows)
+        return in_pieces(lambda r, t: _batch_gradients(fn, r, t), piece, rows, t_rows)
+    with _fallback_warning(vectorize):
+        return vmap(
+            grad_and_value(one_sample(fn)),
+            in_dims=(0, None if t_rows is None else 0),
+            chunk_size=piece,
+        )(rows, t_rows)
 
-        def total(r: Any) -> tuple[torch.Tensor, torch.Tensor]:
-            values = select_batch(check_output(fn(r), n), t_rows)
-            return values.sum(), values
 
-        if is_transformed(rows):  # under vmap/grad/compile: stay composable
-            return grad(total, has_aux=True)(rows)
-        return _autograd(total, rows)
-    with _fallback_warning():
-        return vmap(grad_and_value(one_sample(fn)), in_dims=(0, None if t_rows is None else 0))(
-            rows, t_rows
-        )
+def _batch_gradients(fn: Callable, rows: Any, t_rows: Any) -> tuple[Any, torch.Tensor]:
+    n = rows_of(rows)
+
+    def total(r: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        values = select_batch(check_output(fn(r), n), t_rows)
+        return values.sum(), values
+
+    if is_transformed(rows):  # under vmap/grad/compile: stay composable
+        return grad(total, has_aux=True)(rows)
+    return _autograd(total, rows)
 
 
 def _autograd(total: Callable, rows: Any) -> tuple[Any, torch.Tensor]:
@@ -124,7 +169,7 @@ class SlowVmapWarning(UserWarning):
 
 
 @contextlib.contextmanager
-def _fallback_warning() -> Iterator[None]:
+def _fallback_warning(vectorize: str) -> Iterator[None]:
     """Turn torch's per-op vmap fallback notices into one actionable warning."""
     toggle = getattr(torch._C._functorch, "_set_vmap_fallback_warning_enabled", None)
     if toggle is None or torch.compiler.is_compiling():
@@ -148,10 +193,17 @@ def _fallback_warning() -> Iterator[None]:
         if "batching rule for " not in str(w.message):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if slow:
+        why = (
+            "vectorize='auto' isolated the rows because fn could not be shown to treat "
+            "them independently (a row's output changed next to other rows, or fn ran "
+            "under a transform); if it does, pass vectorize='batch' for full speed"
+            if vectorize == "auto"
+            else "if fn treats rows independently (an eval-mode model does), pass "
+            "vectorize='batch' (or the default 'auto') for full speed"
+        )
         warnings.warn(
             f"fn uses ops without vmap batching rules ({', '.join(slow)}), which run one row "
-            "at a time under vectorize='vmap'; if fn treats rows independently (an eval-mode "
-            "model does), pass vectorize='batch' for full speed",
+            f"at a time when rows are isolated by vmap; {why}",
             SlowVmapWarning,
             stacklevel=4,
         )
@@ -168,20 +220,36 @@ def chunked(fun: Callable, chunk_size: int | None, *args: Any, what: str) -> Any
     chunk's rows plus the result, however many samples there are. Under a
     transform, or when autograd tracks the result, chunks are concatenated instead
     so that the result stays differentiable.
+
+    ``chunk_size=None`` means about :func:`row_budget` rows per chunk: a dry run of
+    ``fun`` on the first sample (every call of ``fn`` through :func:`row_values` or
+    :func:`row_gradients` returns zeros and counts its rows) measures the rows per
+    sample ``R``, and chunks hold ``max(1, budget // R)`` samples (all of them when
+    they fit). The dry run costs the method's own tensor work for one sample,
+    without ``fn``. The call is also the scope in which ``vectorize="auto"``
+    probes ``fn`` once for all chunks.
     """
+    token = None
+    if SCOPE.get() is None:
+        token = SCOPE.set({"routes": {}, "rows": 0, "dry": False})
+    try:
+        return _chunked(fun, chunk_size, args, what)
+    finally:
+        if token is not None:
+            SCOPE.reset(token)
+
+
+def _chunked(fun: Callable, chunk_size: int | None, args: tuple, what: str) -> Any:
     n = rows_of([a for a in args if a is not None])
+    if chunk_size is None and n > 1:
+        chunk_size = samples_per_chunk(fun, args, n)
     if chunk_size is None or chunk_size >= n:
         attr, values = fun(*args)
         check_values(values, what)
         return attr
     out = None
     for start in range(0, n, chunk_size):
-        part, values = fun(
-            *(
-                None if a is None else pytree.tree_map(lambda t, s=start: t[s : s + chunk_size], a)
-                for a in args
-            )
-        )
+        part, values = fun(*slice_args(args, start, chunk_size))
         check_values(values, what)
         del values
         leaves, spec = pytree.tree_flatten(part)
@@ -227,8 +295,12 @@ def compiled(impl: Callable, compile: bool) -> Callable:
         # compiling this fn failed before: do not retry. Under a transform (smoothgrad
         # lifts a method with vmap) dynamo would mark the kernel's code as skipped for
         # the rest of the process, so transformed calls run eagerly.
-        if (impl, id(fn)) in _FAILED or is_transformed(args):
+        scope = SCOPE.get()
+        if (impl, id(fn)) in _FAILED or is_transformed(args) or scope and scope["dry"]:
             return impl(fn, *args)
+        # vectorize="auto" is settled here, on plain tensors: the traced kernel cannot
+        # read values (args[0] is always the samples x)
+        args = tuple(route(fn, args[0]) if isinstance(a, str) and a == "auto" else a for a in args)
         try:
             return fast(_frozen(fn), *args)
         except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager

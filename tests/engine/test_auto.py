@@ -1,0 +1,268 @@
+"""vectorize="auto" and the row budget: fast when rows are independent, never silently wrong."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.func import vmap
+
+import tfx_explain as tx
+from tfx_explain._engine import rows as _rows
+from tfx_explain._engine.rows import route
+
+F64 = torch.float64
+G = torch.Generator().manual_seed(0)
+W1 = torch.randn(4, 6, generator=G, dtype=F64)
+W2 = torch.randn(6, 3, generator=G, dtype=F64)
+
+
+def _mlp(x):  # (B, 4) -> (B, 3), rows independent
+    return torch.tanh(x @ W1) @ W2
+
+
+def _elementwise(x):  # (B, 4) -> (B,), no matrix product: exact whatever the batch
+    return (torch.sin(x) * x).sum(-1)
+
+
+def _batch_centred(x):  # a row's output depends on the batch mean (batch statistics)
+    return torch.tanh(x - x.mean(0)) @ W1[:, 0]
+
+
+class _BatchIndexedPosition(nn.Module):
+    """The people demo's original bug: a positional term indexed by batch row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("pe", torch.linspace(0.0, 1.0, 500, dtype=F64))
+
+    def forward(self, x):
+        return torch.tanh(x + self.pe[: x.size(0), None]) @ W1[:, 0]
+
+
+def _x(batch=5, seed=1):
+    return torch.randn(batch, 4, generator=torch.Generator().manual_seed(seed), dtype=F64)
+
+
+GROUPS = {"a": [0], "bc": [1, 2], "d": [3]}
+METHODS = {
+    "input_gradients": lambda fn, x, **o: tx.input_gradients(fn, x, **o),
+    "integrated_gradients": lambda fn, x, **o: tx.integrated_gradients(fn, x, steps=7, **o),
+    "occlusion": lambda fn, x, **o: tx.occlusion(fn, x, window=2, **o),
+    "feature_ablation": lambda fn, x, **o: tx.feature_ablation(fn, x, groups=GROUPS, **o),
+    "shapley_values": lambda fn, x, **o: tx.shapley_values(fn, x, **o),
+    "expected_gradients": lambda fn, x, **o: tx.expected_gradients(
+        fn, x, baselines=_x(6, seed=3), n_samples=5, generator=torch.Generator(), **o
+    ),
+}
+
+
+def _target(fn):
+    return torch.tensor([0, 2, 1, 0, 2]) if fn is _mlp else None
+
+
+@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("fn", [_mlp, _elementwise], ids=["mlp", "elementwise"])
+def test_auto_takes_the_batch_route_and_agrees_with_vmap(name, fn, monkeypatch):
+    x, method = _x(), METHODS[name]
+    seen = []
+    monkeypatch.setattr(_rows, "route", lambda fn, rows: seen.append(r := route(fn, rows)) or r)
+    auto = method(fn, x, target=_target(fn))
+    assert seen and set(seen) == {"batch"}
+    isolated = method(fn, x, target=_target(fn), vectorize="vmap")
+    batched = method(fn, x, target=_target(fn), vectorize="batch")
+    torch.testing.assert_close(auto, batched, rtol=0, atol=0)  # auto is the batch route
+    torch.testing.assert_close(auto, isolated, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize(
+    "fn", [_batch_centred, _BatchIndexedPosition().eval()], ids=["batch-mean", "batch-index"]
+)
+def test_auto_isolates_rows_of_a_batch_dependent_fn(name, fn):
+    x, method = _x(), METHODS[name]
+    auto = method(fn, x)
+    isolated = method(fn, x, vectorize="vmap")
+    batched = method(fn, x, vectorize="batch")
+    torch.testing.assert_close(auto, isolated, rtol=0, atol=0)
+    assert (batched - isolated).abs().max() > 1e-3  # the batch route would be wrong
+
+
+def test_the_probe_sees_a_batch_index_and_batch_statistics_but_not_rounding():
+    x = _x(9)
+    assert route(_BatchIndexedPosition().eval(), x) == "vmap"
+    assert route(_batch_centred, x) == "vmap"
+    assert route(_mlp, x) == "batch"
+    assert route(_mlp, x[:1]) == "batch"  # one row: batch and vmap evaluate the same
+    assert route(lambda x: _mlp(x) * x.shape[0], x) == "vmap"  # depends on the batch size
+    assert route(lambda x: _mlp(x) + torch.rand(x.shape[0], 1, dtype=F64), x) == "vmap"
+    net = nn.Sequential(nn.Linear(4, 16), nn.LayerNorm(16), nn.Linear(16, 2)).eval()
+    assert route(net, torch.randn(64, 4)) == "batch"  # float32 rounding is not dependence
+
+
+def test_batch_norm_in_training_mode_is_refused_with_a_clear_error():
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)).train()
+    with pytest.raises(ValueError, match=r"training mode .*batch statistics.*eval\(\)"):
+        tx.integrated_gradients(net, torch.randn(5, 4), target=0)
+
+
+def test_batch_norm_without_running_stats_is_never_batched_in_eval_mode():
+    # eval mode passes check_fn, yet BatchNorm without running stats uses the batch's
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, track_running_stats=False)).eval()
+    x = torch.randn(6, 4)
+    assert route(net, x) == "vmap"
+    # isolated, one row has no batch statistics: torch's error, not batch-dependent numbers
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        tx.input_gradients(net, x, target=0)
+
+
+def test_under_a_transform_auto_isolates_rows():
+    seen = []
+
+    def fn(x):
+        seen.append(route(_mlp, x))
+        return x
+
+    vmap(fn)(_x())
+    assert seen == ["vmap"]
+    assert route(_mlp, _x().to("meta")) == "vmap"
+    # vmap of a method (the contract's vmap-vs-loop) still agrees with the plain call
+    x = _x()
+    lifted = vmap(lambda x1: tx.integrated_gradients(_mlp, x1[None], target=0, steps=5)[0])(x)
+    torch.testing.assert_close(
+        lifted, tx.integrated_gradients(_mlp, x, target=0, steps=5), rtol=0, atol=1e-12
+    )
+
+
+def test_the_seed_transformer_encoder_module_takes_the_batch_route():
+    from benchmarks._seed_model import SeedTransformerNet
+
+    torch.manual_seed(0)
+    net = SeedTransformerNet(
+        n_features=3, d_embed=4, n_heads=2, d_ff=8, n_layers=1, d_hidden=5
+    ).eval()
+    x = torch.rand(6, 3, generator=torch.Generator().manual_seed(0))
+    assert route(net, x) == "batch"
+    # warnings are errors: no SlowVmapWarning on the default route
+    auto = tx.integrated_gradients(net, x, steps=4)
+    torch.testing.assert_close(auto, tx.integrated_gradients(net, x, steps=4, vectorize="batch"))
+
+
+def test_the_probe_runs_once_per_call_and_once_per_module():
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape[0])
+        return _mlp(x)
+
+    tx.integrated_gradients(fn, _x(), target=0, steps=8, chunk_size=1)
+    # the target check's row, one probe (4 rows together, then alone), five chunks
+    assert calls == [1, 4, 1, 1, 1, 1] + [8] * 5
+
+    class Net(nn.Module):
+        def forward(self, x):
+            calls.append(x.shape[0])
+            return _mlp(x)
+
+    net = Net().eval()
+    calls.clear()
+    tx.input_gradients(net, _x(), target=0)
+    first = len(calls)
+    calls.clear()
+    tx.input_gradients(net, _x(), target=0)
+    assert len(calls) == first - 1 - _rows.PROBE_ROWS  # the module's answer was kept
+
+
+# ---- the row budget --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("vectorize", ["auto", "vmap"])
+def test_results_do_not_depend_on_the_row_budget(name, vectorize, monkeypatch):
+    x, method = _x(7), METHODS[name]
+    whole = method(_elementwise, x, vectorize=vectorize)
+    calls = []
+
+    def fn(x):
+        if not torch._C._functorch.is_functorch_wrapped_tensor(x):
+            calls.append(x.shape[0])
+        return _elementwise(x)
+
+    monkeypatch.setenv("TFX_ROW_BUDGET", "5")
+    pieces = method(fn, x, vectorize=vectorize)
+    # exact, except that IG's quadrature sum (a tensordot over the steps, BLAS) rounds
+    # differently for a different number of samples per chunk, as with chunk_size
+    exact = name != "integrated_gradients"
+    torch.testing.assert_close(pieces, whole, rtol=0, atol=0 if exact else 1e-15)
+    assert max(calls, default=0) <= 5
+    mlp = method(_mlp, x, target=0, vectorize=vectorize)
+    monkeypatch.delenv("TFX_ROW_BUDGET")
+    torch.testing.assert_close(mlp, method(_mlp, x, target=0, vectorize=vectorize), atol=1e-12,
+                               rtol=0)  # fmt: skip
+
+
+def test_chunk_size_none_fills_chunks_of_about_the_row_budget(monkeypatch):
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape[0])
+        return _elementwise(x)
+
+    monkeypatch.setenv("TFX_ROW_BUDGET", "20")
+    x = _x(10)
+    tx.integrated_gradients(fn, x, steps=6, vectorize="batch")
+    assert calls == [18] * 3 + [6]  # 20 // 6 = 3 samples (18 rows) a chunk; no dry-run call
+    calls.clear()
+    monkeypatch.setenv("TFX_ROW_BUDGET", "4")
+    tx.integrated_gradients(fn, x[:1], steps=6, vectorize="batch")
+    assert calls == [4, 2]  # one sample's rows, in pieces
+    calls.clear()
+    monkeypatch.setenv("TFX_ROW_BUDGET", "100")
+    tx.integrated_gradients(fn, x, steps=6, vectorize="batch")
+    assert calls == [60]  # everything fits: one call, as before
+
+
+def test_memory_stays_bounded_by_the_row_budget(monkeypatch):
+    # the kernel's rows of a chunk (path points) never exceed the budget: here 8 rows of
+    # 200 samples x 50 steps = 10000 path points
+    sizes = []
+    original = _rows.row_gradients
+
+    def spy(fn, rows, t_rows, *, vectorize):
+        sizes.append(_rows.rows_of(rows))
+        return original(fn, rows, t_rows, vectorize=vectorize)
+
+    monkeypatch.setattr("tfx_explain._integrated.row_gradients", spy)
+    monkeypatch.setenv("TFX_ROW_BUDGET", "400")
+    x = torch.rand(200, 4, dtype=F64)
+    attr = tx.integrated_gradients(_elementwise, x, steps=50)
+    assert max(sizes) <= 400 and sum(sizes) == 200 * 50 + 50  # + the dry run of one sample
+    torch.testing.assert_close(attr.sum(-1), _elementwise(x) - _elementwise(0 * x))
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "many"])
+def test_a_bad_row_budget_is_refused(bad, monkeypatch):
+    monkeypatch.setenv("TFX_ROW_BUDGET", bad)
+    with pytest.raises(ValueError, match=f"TFX_ROW_BUDGET must be a positive int.*{bad!r}"):
+        tx.input_gradients(_elementwise, _x())
+
+
+# ---- compile=True on the default route --------------------------------------------------
+
+
+def test_compile_settles_auto_before_tracing(monkeypatch):
+    seen = []
+
+    def impl(fn, x, vectorize):
+        seen.append(vectorize)
+        return _rows.row_gradients(fn, x, None, vectorize=vectorize)
+
+    monkeypatch.setattr(torch, "compile", lambda f, **options: f)
+    run = _rows.compiled(impl, True)
+    run(_elementwise, _x(), "auto")
+    run(_batch_centred, _x(), "auto")
+    assert seen == ["batch", "vmap"]
+    assert math.isfinite(float(run(_elementwise, _x(), "vmap")[1].sum()))

@@ -1,0 +1,204 @@
+"""How rows reach ``fn``: the ``vectorize="auto"`` probe and the row budget.
+
+:func:`route` decides what ``vectorize="auto"`` means for a ``fn`` on its real rows;
+:func:`row_budget` caps the rows of one call of ``fn``; :data:`SCOPE` is one method
+call's state shared by its chunks (the route chosen per ``fn``, and the row count of a
+dry run, see ``rows.chunked``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils import _pytree as pytree
+
+from .checks import is_transformed
+
+__all__ = [
+    "DEFAULT_ROW_BUDGET",
+    "PROBE_ROWS",
+    "SCOPE",
+    "dry",
+    "in_pieces",
+    "pieces",
+    "route",
+    "row_budget",
+    "samples_per_chunk",
+    "slice_args",
+]
+
+DEFAULT_ROW_BUDGET = 4096  # rows per call of fn when TFX_ROW_BUDGET is unset
+PROBE_ROWS = 4  # rows of the real input that vectorize="auto" compares
+
+
+def row_budget() -> int:
+    """Most rows given to ``fn`` in one call: ``TFX_ROW_BUDGET``, else 4096.
+
+    Batches much larger than the caches run slower per row than cache-sized
+    pieces (the benchmarks' limit is the best rows/s over a range of batch sizes),
+    and their activations are what fills memory. Read at each call.
+    """
+    text = os.environ.get("TFX_ROW_BUDGET")
+    if text is None or not text.strip():
+        return DEFAULT_ROW_BUDGET
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"TFX_ROW_BUDGET must be a positive int (rows per call), got {text!r}")
+    return value
+
+
+# One method call's state, shared by its chunks: the route chosen for each fn (so the
+# probe runs once per call) and the rows that a dry run of one sample asked for.
+SCOPE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("tfx_rows", default=None)
+# nn.Module -> {(input signature, training flags): route}; weak, so modules can die
+_MODULE_ROUTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def route(fn: Callable, rows: Any) -> str:
+    """What ``vectorize="auto"`` does for ``fn`` on ``rows``: ``"batch"`` or ``"vmap"``.
+
+    ``"batch"`` when ``fn`` evaluated on up to :data:`PROBE_ROWS` rows of the real
+    input as one batch (no grad) matches ``fn`` on each of them alone, to
+    ``100 eps`` of the output scale; ``"vmap"`` when it does not (batch
+    statistics, a positional encoding indexed by batch row, dependence on the batch
+    size, randomness) or when the probe raises. The probe costs one forward of
+    ``PROBE_ROWS`` rows and ``PROBE_ROWS`` forwards of one row. It runs once per
+    method call, and an ``nn.Module``'s answer is kept (weakly) per input signature
+    and training flags; modules in training mode are refused earlier by
+    ``check_fn``. Under a transform or compiler tracing, or on meta tensors, no
+    value can be read: the route is the one the enclosing call chose on plain
+    tensors, else ``"vmap"`` (rows isolated, always correct). One row is always
+    ``"batch"``: both evaluate ``fn`` on that row alone.
+    """
+    scope = SCOPE.get()
+    if scope is not None and id(fn) in scope["routes"]:
+        return scope["routes"][id(fn)][1]
+    leaves = pytree.tree_leaves(rows)
+    if is_transformed(rows) or any(leaf.is_meta for leaf in leaves):
+        return "vmap"
+    if _n_rows(rows) < 2:
+        return "batch"
+    key = None
+    if isinstance(fn, torch.nn.Module):
+        key = (
+            tuple((leaf.shape[1:], leaf.dtype, leaf.device) for leaf in leaves),
+            tuple(m.training for m in fn.modules()),
+        )
+        chosen = _MODULE_ROUTES.get(fn, {}).get(key)
+    else:
+        chosen = None
+    if chosen is None:
+        chosen = "batch" if _rows_independent(fn, rows) else "vmap"
+        if key is not None:
+            _MODULE_ROUTES.setdefault(fn, {})[key] = chosen
+    if scope is not None:
+        scope["routes"][id(fn)] = (fn, chosen)  # keeps fn alive, so its id stays unique
+    return chosen
+
+
+def _rows_independent(fn: Callable, rows: Any) -> bool:
+    """Does ``fn`` give each of a few rows, batched together, what it gives the row alone?"""
+    n = _n_rows(rows)
+    # spread over the rows: the first and last path point, the unperturbed row and a mask
+    k = min(n, PROBE_ROWS)
+    pick = sorted({(i * (n - 1)) // (k - 1) for i in range(k)})
+    head = pytree.tree_map(lambda leaf: leaf.detach()[pick], rows)
+    try:
+        with torch.no_grad():
+            together = fn(head)
+            alone = [
+                fn(pytree.tree_map(lambda leaf, i=i: leaf[i : i + 1], head))
+                for i in range(len(pick))
+            ]
+            alone = torch.cat(alone)
+    except Exception:  # noqa: BLE001 - fn cannot be probed: isolate rows, vmap reports errors
+        return False
+    if not isinstance(together, torch.Tensor) or together.shape != alone.shape:
+        return False
+    if not together.is_floating_point():
+        return bool(together.equal(alone))
+    tol = 100 * torch.finfo(together.dtype).eps
+    scale = float(alone.abs().nan_to_num(0.0, 0.0, 0.0).max()) if alone.numel() else 0.0
+    return bool(torch.allclose(together, alone, rtol=tol, atol=tol * scale, equal_nan=True))
+
+
+def dry(rows: Any, t_rows: Any) -> torch.Tensor | None:
+    """In a dry run (see :func:`chunked`): count the rows, return zero values, call no fn."""
+    scope = SCOPE.get()
+    if scope is None or not scope["dry"]:
+        return None
+    n = _n_rows(rows)
+    scope["rows"] += n
+    shape = (n,) if t_rows is None or t_rows.ndim == 1 else (n, t_rows.shape[1])
+    return pytree.tree_leaves(rows)[0].new_zeros(shape)
+
+
+def pieces(rows: Any) -> int | None:
+    """Rows per call of ``fn`` when ``rows`` exceed the budget (not while compiling)."""
+    budget = row_budget()
+    if _n_rows(rows) <= budget or torch.compiler.is_compiling():
+        return None
+    return budget
+
+
+def in_pieces(f: Callable, piece: int, *args: Any) -> Any:
+    """``f(*args)`` evaluated on consecutive pieces of ``piece`` rows, assembled once.
+
+    The pieces' results are written into tensors allocated once for all rows, or
+    concatenated when autograd or a transform tracks them.
+    """
+    n = _n_rows([a for a in args if a is not None])
+    out = spec = None
+    for start in range(0, n, piece):
+        part = f(
+            *(
+                None if a is None else pytree.tree_map(lambda t, s=start: t[s : s + piece], a)
+                for a in args
+            )
+        )
+        leaves, spec = pytree.tree_flatten(part)
+        if out is None:
+            keep = is_transformed(part) or any(leaf.requires_grad for leaf in leaves)
+            out = [[] if keep else leaf.new_empty((n,) + leaf.shape[1:]) for leaf in leaves]
+        for buffer, leaf in zip(out, leaves, strict=True):
+            if isinstance(buffer, list):
+                buffer.append(leaf)
+            else:
+                buffer[start : start + leaf.shape[0]] = leaf
+    return pytree.tree_unflatten([torch.cat(b) if isinstance(b, list) else b for b in out], spec)
+
+
+def slice_args(args: tuple, start: int, size: int) -> tuple:
+    return tuple(
+        None if a is None else pytree.tree_map(lambda t: t[start : start + size], a) for a in args
+    )
+
+
+def samples_per_chunk(fun: Callable, args: tuple, n: int) -> int | None:
+    """Samples per chunk for about ``row_budget()`` rows, from a dry run of one sample."""
+    scope = SCOPE.get()
+    if scope["dry"]:  # inside an enclosing dry run: it counts all of our rows
+        return None
+    before = scope["rows"]
+    scope["dry"] = True
+    try:
+        fun(*slice_args(args, 0, 1))
+    finally:
+        scope["dry"] = False
+        per_sample, scope["rows"] = scope["rows"] - before, before
+    budget = row_budget()
+    if per_sample == 0 or per_sample * n <= budget:
+        return None
+    return max(1, budget // per_sample)
+
+
+def _n_rows(tree: Any) -> int:
+    return pytree.tree_leaves(tree)[0].shape[0]
