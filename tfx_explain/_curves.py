@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import torch
 
 from ._engine.checks import check_baseline, check_choice
+from ._engine.devices import draw
 from ._engine.rows import check_vectorize, chunked, row_values
 from ._fidelity import check_attributions, check_tensor_x
 
@@ -148,7 +149,7 @@ _CURVE_DOC_ARGS = """
         (e.g. ``(2, 2)`` on ``(C, H, W)`` images: every channel of a 2x2 patch together).
       target: ``None``, int or LongTensor ``(B,)``.
       chunk_size: samples evaluated at once; each costs ``K`` rows of ``fn``.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`tfx_explain.input_gradients`).
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`tfx_explain.input_gradients`).
 
     Returns:
       :class:`Curve` ``(fractions (K,), values (B, K), area (B,))``.
@@ -167,7 +168,7 @@ def deletion_curve(
     patch: int | tuple[int, ...] | None = None,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
 ) -> Curve:
     return _curve(fn, x, attributions, fractions, order, baseline, groups, patch, target,
                   chunk_size, vectorize, False, "deletion_curve")  # fmt: skip
@@ -217,7 +218,7 @@ def insertion_curve(
     patch: int | tuple[int, ...] | None = None,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
 ) -> Curve:
     return _curve(fn, x, attributions, fractions, order, baseline, groups, patch, target,
                   chunk_size, vectorize, True, "insertion_curve")  # fmt: skip
@@ -293,7 +294,7 @@ def road(
     target: Any = None,
     generator: torch.Generator | None = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
 ) -> Curve:
     r"""ROAD: remove the top pixels and impute them by noisy linear interpolation.
 
@@ -323,7 +324,7 @@ def road(
       target: ``None``, int or LongTensor ``(B,)``.
       generator: ``torch.Generator`` for the noise (on ``x``'s device).
       chunk_size: samples evaluated at once; each costs ``K`` rows and ``K`` solves.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`tfx_explain.input_gradients`).
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`tfx_explain.input_gradients`).
 
     Returns:
       :class:`Curve` ``(fractions (K,), values (B, K), area (B,))``; with ``"morf"``
@@ -344,23 +345,28 @@ def road(
         raise ValueError(f"x must be images (B, C, H, W) or grids (B, H, W), got {tuple(x.shape)}")
     target, chunk_size = check_tensor_x(fn, x, target, chunk_size, "road")
     a = check_attributions(attributions, x)
-    fractions = _check_fractions(fractions, x, torch.linspace(0, 0.9, 10))
+    # the counts are static: computed on the CPU, so they can be checked on any device
+    cpu = _check_fractions(
+        fractions, torch.empty(0, dtype=torch.float64), torch.linspace(0, 0.9, 10)
+    )
+    fractions = cpu.to(device=x.device, dtype=x.dtype)
     order = check_choice(order, "order", ORDERS)
     vectorize = check_vectorize(vectorize)
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     images = x if x.ndim == 4 else x.unsqueeze(1)  # (B, C, H, W)
     (batch, channels, height, width), n_pixels = images.shape, x.shape[-1] * x.shape[-2]
-    ks = torch.round(fractions.double() * n_pixels).long()
+    ks = torch.round(cpu * n_pixels).long()
     if int(ks[-1]) >= n_pixels:
         raise ValueError(
             f"fractions must keep at least one of the {n_pixels} pixels for road, "
-            f"got {fractions[-1].item()}"
+            f"got {cpu[-1].item()}"
         )
     ids = torch.arange(n_pixels, device=x.device).repeat(channels)  # pixel of each feature
     rank = _ranks(a.detach().reshape(batch, -1), ids, n_pixels, order)  # (B, P)
+    ks = ks.to(x.device)
     shape = (batch, ks.shape[0], channels, n_pixels)
-    draws = noise * torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
+    draws = noise * draw(torch.randn, shape, generator=generator, device=x.device, dtype=x.dtype)
     weights = _neighbour_weights(height, width, x)
 
     def evaluate(x, t, rank, draws):

@@ -16,6 +16,7 @@ import torch
 
 from ._engine.batching import prepare
 from ._engine.checks import check_baseline, check_choice, check_positive_int
+from ._engine.devices import draw
 from ._engine.rows import check_vectorize, chunked, row_values
 
 __all__ = ["infidelity", "sensitivity_max", "check_tensor_x", "check_attributions"]
@@ -77,9 +78,10 @@ def _draws(perturbation, x, baseline, n_samples, sigma, probability, generator):
         return draws.to(x.dtype), perturbed.to(x.dtype)
     check_choice(perturbation, "perturbation", INFIDELITY_PERTURBATIONS)
     if perturbation == "gaussian":
-        draws = sigma * torch.randn(x_n.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = draw(torch.randn, x_n.shape, generator=generator, device=x.device, dtype=x.dtype)
+        draws = sigma * noise
         return draws, x_n - draws
-    subset = torch.rand(x_n.shape, generator=generator, device=x.device) < probability
+    subset = draw(torch.rand, x_n.shape, generator=generator, device=x.device) < probability
     return subset.to(x.dtype), torch.where(subset, b_n, x_n)
 
 
@@ -111,7 +113,7 @@ def infidelity(
     target: Any = None,
     generator: torch.Generator | None = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
 ) -> torch.Tensor:
     r"""Infidelity: how badly attributions predict the output change under perturbations.
 
@@ -153,7 +155,7 @@ def infidelity(
       target: ``None``, int or LongTensor ``(B,)``.
       generator: ``torch.Generator`` for the built-in perturbations (on ``x``'s device).
       chunk_size: samples evaluated at once; each costs ``N + 1`` rows of ``fn``.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`tfx_explain.input_gradients`).
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`tfx_explain.input_gradients`).
 
     Returns:
       ``(B,)`` infidelity per sample (lower is better).
@@ -263,7 +265,7 @@ def sensitivity_max(
         raise TypeError(f"relative must be True or False, got {relative!r}")
     x_n = _repeat(x, n_samples)
     if perturbation is None:
-        noise = torch.rand(x_n.shape, generator=generator, device=x.device, dtype=x.dtype)
+        noise = draw(torch.rand, x_n.shape, generator=generator, device=x.device, dtype=x.dtype)
         perturbed = x_n + (2 * noise - 1) * radius
     elif callable(perturbation):
         perturbed = perturbation(x_n)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.utils import _pytree as pytree
 
 from ._engine.checks import check_choice
+from ._engine.devices import draw
 
 __all__ = ["parameter_randomization", "spearman", "ssim"]
 
@@ -176,7 +177,7 @@ def parameter_randomization(
 
     def redrawn(p):
         rms = p.detach().pow(2).mean().sqrt()
-        noise = torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+        noise = draw(torch.randn, p.shape, generator=generator, device=p.device, dtype=p.dtype)
         return noise * rms
 
     original = attribute(leaves)

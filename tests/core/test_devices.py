@@ -196,6 +196,65 @@ def _quadrature_calls():
     }
 
 
+def _metric_calls():
+    """Every metric of ``tx.metrics`` on meta, with a CPU generator where it draws."""
+
+    def attr(dtype):
+        return torch.empty(B, F, device=META, dtype=dtype)
+
+    def image(dtype):
+        return torch.empty(B, 1, 3, 3, device=META, dtype=dtype)
+
+    def cnn(dtype):
+        return nn.Sequential(nn.Flatten(), nn.Linear(9, C)).to(device=META, dtype=dtype).eval()
+
+    def randomized(dtype):
+        params = {"w": torch.empty(F, device=META, dtype=dtype)}
+        return tx.metrics.parameter_randomization(
+            tx.input_gradients, params, lambda p, x: torch.tanh(x @ p["w"]), _x(dtype),
+            generator=_cpu_gen(),
+        )["w"], (B,)  # fmt: skip
+
+    m = tx.metrics
+    return {
+        "infidelity gaussian": lambda dtype: (
+            m.infidelity(_net(dtype), _x(dtype), attr(dtype), target=1, generator=_cpu_gen()),
+            (B,),
+        ),
+        "infidelity subsets": lambda dtype: (
+            m.infidelity(
+                _net(dtype),
+                _x(dtype),
+                attr(dtype),
+                target=1,
+                generator=_cpu_gen(),
+                perturbation="baseline_subsets",
+                chunk_size=1,
+            ),
+            (B,),
+        ),  # fmt: skip
+        "sensitivity_max": lambda dtype: (
+            m.sensitivity_max(
+                tx.input_gradients, _net(dtype), _x(dtype), target=1, generator=_cpu_gen()
+            ),
+            (B,),
+        ),
+        "deletion_curve": lambda dtype: (
+            m.deletion_curve(_net(dtype), _x(dtype), attr(dtype), target=1),
+            ((11,), (B, 11), (B,)),
+        ),
+        "insertion_curve": lambda dtype: (
+            m.insertion_curve(_net(dtype), _x(dtype), attr(dtype), target=1, order="lerf"),
+            ((11,), (B, 11), (B,)),
+        ),
+        "road": lambda dtype: (
+            m.road(cnn(dtype), image(dtype), image(dtype), target=1, generator=_cpu_gen()),
+            ((10,), (B, 10), (B,)),
+        ),
+        "parameter_randomization": randomized,
+    }
+
+
 CASES: dict[str, dict[str, Callable]] = {
     "input_gradients": _attribution_calls(tx.input_gradients, {}),
     "gradient_x_input": _attribution_calls(tx.gradient_x_input, {}),
@@ -264,8 +323,10 @@ CASES: dict[str, dict[str, Callable]] = {
         for k, call in _attribution_calls(tx.integrated_hessians, {"steps": 2}, tree=False).items()
     },
     "quadrature": _quadrature_calls(),
+    "metrics": _metric_calls(),
     **_summary_calls(),
 }
+
 
 # Public names that are not run on meta, and why.
 EXCLUDED = {
