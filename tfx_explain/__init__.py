@@ -10,6 +10,7 @@ __version__ = "0.2.0"
 
 from ._engine.rows import CompileFallbackWarning as CompileFallbackWarning
 from ._engine.rows import SlowVmapWarning as SlowVmapWarning
+from ._expected_hessians import expected_hessians as expected_hessians
 from ._gradients import gradient_x_input as gradient_x_input
 from ._gradients import input_gradients as input_gradients
 from ._hessians import integrated_hessians as integrated_hessians
@@ -28,6 +29,8 @@ from ._smoothing import smoothgrad as smoothgrad
 from ._summaries import combine as combine
 from ._summaries import global_importance as global_importance
 from ._summaries import group_attributions as group_attributions
+from ._surrogates import kernel_shap as kernel_shap
+from ._surrogates import lime as lime
 
 __all__ = [
     "MAX_EXACT_GROUPS",
@@ -39,6 +42,7 @@ __all__ = [
     "combine",
     "completeness_gap",
     "expected_gradients",
+    "expected_hessians",
     "feature_ablation",
     "global_importance",
     "gradient_x_input",
@@ -46,6 +50,8 @@ __all__ = [
     "input_gradients",
     "integrated_gradients",
     "integrated_hessians",
+    "kernel_shap",
+    "lime",
     "occlusion",
     "quadrature",
     "shapley_values",

@@ -1,0 +1,298 @@
+r"""Surrogate models of feature groups: KernelSHAP and LIME, fitted as weighted least squares.
+
+Both methods evaluate ``fn`` on coalition rows (the groups in ``S`` kept, the others
+set to the baseline) and fit a linear model of the coalition values in the group
+on/off space. The coalitions are drawn once per call and shared by every sample,
+so the weighted least squares problem has one design matrix: it is solved once,
+giving coefficients ``C (K, G)`` with ``phi = v @ C`` for the coalition values
+``v (K,)`` of any sample. All rows of a chunk of samples are one engine call.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils import _pytree as pytree
+
+from ._engine.batching import prepare
+from ._engine.checks import check_baseline, check_positive_int, is_transformed
+from ._engine.masks import coalitions, common_dtype, group_matrix, unflatten_rows
+from ._engine.rows import check_vectorize, chunked, compiled
+from ._perturbation import first_sample, perturbed_values
+from ._shapley import MAX_EXACT_GROUPS
+
+__all__ = ["kernel_shap", "lime"]
+
+F64 = torch.float64
+
+
+def _check_generator(generator: Any) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+
+
+def _solve(lhs: torch.Tensor, rhs: torch.Tensor, what: str) -> torch.Tensor:
+    """``lhs^{-1} rhs`` for the shared normal equations; refuse a singular design."""
+    solution, info = torch.linalg.solve_ex(lhs, rhs)
+    if not is_transformed(info) and int(info.max()) > 0:
+        raise ValueError(
+            f"n_samples is too small: the {what} coalitions drawn do not determine every "
+            "group's coefficient (singular normal equations); draw more"
+        )
+    return solution
+
+
+def _kernel_coalitions(
+    n_groups: int, n_samples: int | None, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Coalitions ``Z (K, G)`` strictly between empty and full, and their weights ``(K,)``.
+
+    Exact: all ``2^G - 2`` of them with the Shapley kernel
+    :math:`\pi(S) = (G - 1) / (\binom{G}{|S|} |S| (G - |S|))`. Sampled: ``n_samples / 2``
+    coalitions drawn from :math:`\pi` (a size ``s`` with probability
+    :math:`\propto 1 / (s (G - s))`, then a uniform subset of that size) and their
+    complements, each of weight 1 (the sampling already follows the kernel).
+    """
+    sizes = torch.arange(1, n_groups, dtype=F64)
+    if n_samples is None:
+        present = coalitions(n_groups)[1:-1]  # (2^G - 2, G): drop empty and full
+        size = present.sum(1)
+        binom = torch.tensor([math.comb(n_groups, s) for s in range(n_groups + 1)], dtype=F64)
+        weight = (n_groups - 1) / (binom[size] * size * (n_groups - size))
+        return present, weight
+    half = n_samples // 2
+    if n_groups < 2:  # nothing lies strictly between empty and full
+        return torch.zeros(0, n_groups, dtype=torch.bool), torch.zeros(0, dtype=F64)
+    size = 1 + torch.multinomial(
+        1.0 / (sizes * (n_groups - sizes)), half, True, generator=generator
+    )
+    rank = torch.rand(half, n_groups, generator=generator, dtype=F64).argsort(1)
+    drawn = rank < size[:, None]  # (K/2, G): a uniform subset of each drawn size
+    present = torch.cat([drawn, ~drawn])  # paired sampling: every coalition and its complement
+    return present, torch.ones(present.shape[0], dtype=F64)
+
+
+def _kernel_shap_coefficients(present: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    r"""``C (K + 2, G)`` with ``phi = v @ C`` over the rows ``[full, empty, *present]``.
+
+    Solves :math:`\min_\phi \sum_k w_k (v_k - v_\emptyset - z_k^\top \phi)^2` subject
+    to :math:`\mathbf 1^\top \phi = v_N - v_\emptyset` through its KKT system
+    ``[[Z^T W Z, 1], [1^T, 0]]``, once for all samples (the solution is linear in ``v``).
+    """
+    n_groups = present.shape[1]
+    z = present.to(F64)  # (K, G)
+    ones = torch.ones(n_groups, 1, dtype=F64)
+    kkt = torch.cat(
+        [torch.cat([z.T @ (weight[:, None] * z), ones], 1), torch.cat([ones.T, ones[:1] * 0], 1)]
+    )  # (G + 1, G + 1)
+    # right-hand sides: one column per coalition value y_k, one for the total v_N - v_0
+    rhs = torch.zeros(n_groups + 1, present.shape[0] + 1, dtype=F64)
+    rhs[:n_groups, :-1] = (weight[:, None] * z).T
+    rhs[n_groups, -1] = 1.0
+    solution = _solve(kkt, rhs, f"{present.shape[0]}")[:n_groups]  # (G, K + 1)
+    on_y, on_total = solution[:, :-1], solution[:, -1]
+    # y_k = v_k - v_0 and total = v_N - v_0: collect the coefficient of v_0
+    on_empty = -on_y.sum(1) - on_total
+    return torch.cat([on_total[None], on_empty[None], on_y.T])
+
+
+def _surrogate_samples(fn, x, t, b, keep, coef, share, vectorize):
+    values = perturbed_values(fn, x, t, b, keep, vectorize=vectorize)  # (n, K[, T])
+    phi = torch.einsum("nk...,kg->n...g", values, coef)  # (n[, T], G)
+    return unflatten_rows(phi @ share, first_sample(x)), values
+
+
+def _fit(fn, x, target, baseline, members, present, coef, chunk_size, vectorize, compile):
+    """Evaluate the coalition rows ``present (K, G)`` of every sample and apply ``coef``."""
+    device, dtype = pytree.tree_leaves(x)[0].device, common_dtype(x)
+    keep = (present.to(F64) @ members.to(F64) > 0).to(device)  # (K, D)
+    share = (members / members.sum(1, keepdim=True, dtype=F64)).to(device, dtype)  # (G, D)
+    coef = coef.to(device, dtype)
+    kernel = compiled(_surrogate_samples, compile)
+
+    def evaluate(x, t, b):
+        return kernel(fn, x, t, b, keep, coef, share, vectorize)
+
+    return chunked(evaluate, chunk_size, x, target, baseline, what="for a coalition input")
+
+
+def kernel_shap(
+    fn: Callable,
+    x: Any,
+    *,
+    groups: Any = None,
+    n_samples: int | None = None,
+    baseline: Any = None,
+    generator: torch.Generator | None = None,
+    target: Any = None,
+    chunk_size: int | None = None,
+    vectorize: str = "vmap",
+    compile: bool = False,
+) -> Any:
+    r"""KernelSHAP: Shapley values as a Shapley-kernel-weighted linear regression.
+
+    .. math::
+
+        \phi = \arg\min_{\phi:\ \mathbf 1^\top \phi = v(N) - v(\emptyset)}
+            \sum_{\emptyset \ne S \subsetneq N} \pi(S)\,
+            \big(v(S) - v(\emptyset) - \textstyle\sum_{g \in S} \phi_g\big)^2,
+        \qquad \pi(S) = \frac{G - 1}{\binom{G}{|S|}\,|S|\,(G - |S|)}
+
+    with :math:`v(S) = f_t(x_S, x'_{N \setminus S})`: the groups in ``S`` from ``x``,
+    the others from ``baseline``. Over all ``2^G - 2`` coalitions
+    (``n_samples=None``) the solution is exactly :func:`shapley_values` (Lundberg
+    and Lee, Theorem 2). With ``n_samples = K``, ``K / 2`` coalitions are drawn from
+    :math:`\pi` and paired with their complements (Covert and Lee 2021), all with
+    weight 1; efficiency :math:`\sum_g \phi_g = f_t(x) - f_t(x')` holds exactly for
+    any draw, and the error shrinks as :math:`1/\sqrt{K}`. The coalitions are drawn
+    once per call from ``generator`` and shared by all samples, so the constrained
+    least squares problem is solved once; the value of a group is shared evenly by
+    its features.
+
+    Args:
+      fn: batched callable taking ``x``'s structure, returning ``(B,)`` or ``(B, C)``.
+      x: input ``(B, *F)`` or a dict/tuple of such tensors.
+      groups: players, as in :func:`feature_ablation`; ``None``: one per feature.
+      n_samples: ``None`` for all ``2^G - 2`` coalitions (``G <= 16``), or an even
+        number ``K >= 2`` of sampled coalitions.
+      baseline: ``None`` (zeros), a number, or a tensor (pytree) broadcastable to ``x``.
+      generator: random source for the sampled coalitions.
+      target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
+      chunk_size: samples evaluated at once; each costs ``K + 2`` rows of ``fn``.
+      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
+
+    Returns:
+      Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
+
+    Example:
+      >>> import torch
+      >>> x = torch.tensor([[2.0, 3.0]], dtype=torch.float64)
+      >>> kernel_shap(lambda x: x[:, 0] * x[:, 1], x)
+      tensor([[3., 3.]], dtype=torch.float64)
+
+    References:
+      Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions",
+      NeurIPS 2017; Covert and Lee, "Improving KernelSHAP: Practical Shapley Value
+      Estimation via Linear Regression", AISTATS 2021.
+    """
+    target, chunk_size = prepare(fn, x, target, chunk_size)
+    vectorize = check_vectorize(vectorize)
+    baseline = check_baseline(baseline, x)
+    _check_generator(generator)
+    _, members = group_matrix(groups, first_sample(x))  # (G, D)
+    n_groups = members.shape[0]
+    if n_samples is None:
+        if n_groups > MAX_EXACT_GROUPS:
+            raise ValueError(
+                f"n_samples=None enumerates all 2^G coalitions; G = {n_groups} groups is "
+                f"more than {MAX_EXACT_GROUPS}. Pass groups, or an even n_samples"
+            )
+    else:
+        n_samples = check_positive_int(n_samples, "n_samples", minimum=2)
+        if n_samples % 2:
+            raise ValueError(f"n_samples must be even (paired coalitions), got {n_samples}")
+    present, weight = _kernel_coalitions(n_groups, n_samples, generator)
+    coef = _kernel_shap_coefficients(present, weight)  # (K + 2, G)
+    ends = torch.stack([torch.ones(n_groups, dtype=torch.bool), torch.zeros_like(members[:, 0])])
+    rows = torch.cat([ends, present])  # (K + 2, G): full, empty, then the coalitions
+    return _fit(fn, x, target, baseline, members, rows, coef, chunk_size, vectorize, compile)
+
+
+def _lime_coefficients(present: torch.Tensor, kernel_width: float, ridge: float) -> torch.Tensor:
+    r"""``C (K, G)`` with ``beta = v @ C``: weighted ridge regression with an intercept."""
+    n_rows, n_groups = present.shape
+    z = present.to(F64)
+    on = z.sum(1)
+    # cosine distance to the all-on vector: 1 - |z| / sqrt(|z| G); 1 when nothing is on
+    distance = 1.0 - (on / n_groups).sqrt()
+    weight = torch.exp(-(distance**2) / kernel_width**2)  # (K,)
+    design = torch.cat([torch.ones(n_rows, 1, dtype=F64), z], 1)  # (K, 1 + G)
+    penalty = torch.diag(torch.cat([torch.zeros(1, dtype=F64), torch.ones(n_groups, dtype=F64)]))
+    normal = design.T @ (weight[:, None] * design) + ridge * penalty
+    solution = _solve(normal, (weight[:, None] * design).T, f"{n_rows}")  # (1 + G, K)
+    return solution[1:].T
+
+
+def lime(
+    fn: Callable,
+    x: Any,
+    *,
+    groups: Any = None,
+    n_samples: int = 500,
+    kernel_width: float = 0.25,
+    ridge: float = 0.0,
+    baseline: Any = None,
+    generator: torch.Generator | None = None,
+    target: Any = None,
+    chunk_size: int | None = None,
+    vectorize: str = "vmap",
+    compile: bool = False,
+) -> Any:
+    r"""LIME: a locally weighted linear surrogate in the interpretable (group on/off) space.
+
+    .. math::
+
+        (\beta_0, \beta) = \arg\min \sum_{k} \pi(z_k)
+            \big(f_t(h(z_k)) - \beta_0 - z_k^\top \beta\big)^2 + \lambda \|\beta\|^2,
+        \qquad \pi(z) = \exp\!\big(-d(z, \mathbf 1)^2 / w^2\big)
+
+    over the original :math:`z = \mathbf 1` and ``n_samples`` draws
+    :math:`z_k \in \{0, 1\}^G`, each group on with probability 1/2, where
+    :math:`h(z)` keeps the groups that are on and sets the others to ``baseline``,
+    :math:`d` is the cosine distance (:math:`1 - \sqrt{|z| / G}`), :math:`w` =
+    ``kernel_width`` and :math:`\lambda` = ``ridge``. The draws come once per call
+    from ``generator`` and are shared by all samples, so the regression is solved
+    once. :math:`\beta_g` is shared evenly by the features of group ``g``: for a
+    linear ``fn`` :math:`w^\top x + c`, :math:`\beta_g = \sum_{i \in g} w_i (x_i - x'_i)`
+    exactly for any draw that determines the fit (and ``ridge=0``).
+
+    Args:
+      fn: batched callable taking ``x``'s structure, returning ``(B,)`` or ``(B, C)``.
+      x: input ``(B, *F)`` or a dict/tuple of such tensors.
+      groups: interpretable features, as in :func:`feature_ablation`; ``None``: one
+        per feature.
+      n_samples: random coalitions ``K >= 1`` besides the original.
+      kernel_width: width ``w > 0`` of the exponential kernel on the cosine distance.
+      ridge: penalty ``lambda >= 0`` on the coefficients (not the intercept).
+      baseline: ``None`` (zeros), a number, or a tensor (pytree) broadcastable to ``x``.
+      generator: random source for the coalitions.
+      target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
+      chunk_size: samples evaluated at once; each costs ``K + 1`` rows of ``fn``.
+      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
+
+    Returns:
+      Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
+
+    Example:
+      >>> import torch
+      >>> w = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+      >>> x = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
+      >>> lime(lambda x: x @ w + 1.0, x, n_samples=50, generator=torch.Generator().manual_seed(0))
+      tensor([[ 1., -4.,  9.]], dtype=torch.float64)
+
+    References:
+      Ribeiro, Singh and Guestrin, "Why Should I Trust You?: Explaining the
+      Predictions of Any Classifier", KDD 2016.
+    """
+    target, chunk_size = prepare(fn, x, target, chunk_size)
+    vectorize = check_vectorize(vectorize)
+    baseline = check_baseline(baseline, x)
+    _check_generator(generator)
+    n_samples = check_positive_int(n_samples, "n_samples")
+    for name, value, bound in (("kernel_width", kernel_width, "> 0"), ("ridge", ridge, ">= 0")):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}: {value!r}")
+        if not math.isfinite(value) or value < 0 or (bound == "> 0" and value == 0):
+            raise ValueError(f"{name} must be a finite number {bound}, got {value}")
+    _, members = group_matrix(groups, first_sample(x))  # (G, D)
+    n_groups = members.shape[0]
+    drawn = torch.rand(n_samples, n_groups, generator=generator, dtype=F64) < 0.5
+    present = torch.cat([torch.ones(1, n_groups, dtype=torch.bool), drawn])  # (K + 1, G)
+    coef = _lime_coefficients(present, float(kernel_width), float(ridge))
+    return _fit(fn, x, target, baseline, members, present, coef, chunk_size, vectorize, compile)
