@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.func import jacfwd
+from torch.func import jacrev
 
 from ._engine.batching import expand_targets, prepare
 from ._engine.checks import check_inputs, check_positive_int
@@ -25,14 +25,15 @@ def _eh_samples(fn, x, t, refs, alphas, betas, vectorize):
     point = refs.flatten(0, 1) + scale * delta  # x' + alpha beta (x - x')
     t_rows = None if t is None else t.repeat_interleave(n_draws)
 
-    def scaled_grads(s: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        # rows moved by alpha beta delta s: d(delta_i g_i)/ds_j = alpha beta delta_i H_ij delta_j
-        grads, values = row_gradients(fn, point + scale * delta * s, t_rows, vectorize=vectorize)
-        return (delta * grads).flatten(1), (grads, values)
+    def summed(rows: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        # rows are independent, so d/d rows[r] of sum_r delta_i g_i(rows[r]) is row r's
+        grads, values = row_gradients(fn, rows, t_rows, vectorize=vectorize)
+        return (delta * grads).flatten(1).sum(0), (delta * grads, values)
 
-    # (n N, D, *F): one forward-mode pass per feature over the engine's row gradients
-    jac, (grads, values) = jacfwd(scaled_grads, has_aux=True)(x.new_zeros(shape))
-    gamma = jac.reshape(jac.shape[:2] + (-1,)) + torch.diag_embed((delta * grads).flatten(1))
+    # (D, n N, *F): delta_i H_ij of every row, one vector-Jacobian product per feature i
+    jac, (first, values) = jacrev(summed, has_aux=True)(point)
+    jac = jac.flatten(2).movedim(0, 1)  # (n N, D_i, D_j)
+    gamma = jac * (scale * delta).flatten(1)[:, None, :] + torch.diag_embed(first.flatten(1))
     return gamma.reshape((n, n_draws) + shape + shape).mean(1), values
 
 
@@ -64,7 +65,7 @@ def expected_hessians(
     symmetric, and its rows sum to that draw's expected-gradients term, so
     :math:`\mathbb{E}[\sum_j \Gamma_{ij}] = \mathrm{EG}_i(x)` (see
     :func:`expected_gradients`). Every draw of a chunk of samples is one row of a
-    single engine call, differentiated once in forward mode per feature.
+    single engine call, differentiated once more per feature (reverse mode).
 
     Args:
       fn: batched callable ``(B, *F) -> (B,)`` or ``(B, C)``, twice differentiable.

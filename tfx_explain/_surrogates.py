@@ -19,7 +19,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from ._engine.batching import prepare
-from ._engine.checks import check_baseline, check_positive_int, is_transformed
+from ._engine.checks import check_baseline, check_positive_int
 from ._engine.masks import coalitions, common_dtype, group_matrix, unflatten_rows
 from ._engine.rows import check_vectorize, chunked, compiled
 from ._perturbation import first_sample, perturbed_values
@@ -35,15 +35,14 @@ def _check_generator(generator: Any) -> None:
         raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
 
 
-def _solve(lhs: torch.Tensor, rhs: torch.Tensor, what: str) -> torch.Tensor:
-    """``lhs^{-1} rhs`` for the shared normal equations; refuse a singular design."""
-    solution, info = torch.linalg.solve_ex(lhs, rhs)
-    if not is_transformed(info) and int(info.max()) > 0:
-        raise ValueError(
-            f"n_samples is too small: the {what} coalitions drawn do not determine every "
-            "group's coefficient (singular normal equations); draw more"
-        )
-    return solution
+def _solve(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """``lhs^+ rhs`` for the symmetric normal (or KKT) matrix shared by all samples.
+
+    The pseudo-inverse (through ``eigh``) is the exact inverse when the drawn
+    coalitions determine every coefficient, and gives the minimum-norm fit when
+    too few were drawn, as a least squares solver would.
+    """
+    return torch.linalg.pinv(lhs, hermitian=True) @ rhs
 
 
 def _kernel_coalitions(
@@ -90,10 +89,14 @@ def _kernel_shap_coefficients(present: torch.Tensor, weight: torch.Tensor) -> to
         [torch.cat([z.T @ (weight[:, None] * z), ones], 1), torch.cat([ones.T, ones[:1] * 0], 1)]
     )  # (G + 1, G + 1)
     # right-hand sides: one column per coalition value y_k, one for the total v_N - v_0
-    rhs = torch.zeros(n_groups + 1, present.shape[0] + 1, dtype=F64)
-    rhs[:n_groups, :-1] = (weight[:, None] * z).T
-    rhs[n_groups, -1] = 1.0
-    solution = _solve(kkt, rhs, f"{present.shape[0]}")[:n_groups]  # (G, K + 1)
+    n_rows = present.shape[0]
+    rhs = torch.cat(
+        [
+            torch.cat([(weight[:, None] * z).T, torch.zeros(n_groups, 1, dtype=F64)], 1),
+            torch.cat([torch.zeros(1, n_rows, dtype=F64), torch.ones(1, 1, dtype=F64)], 1),
+        ]
+    )  # (G + 1, K + 1)
+    solution = _solve(kkt, rhs)[:n_groups]  # (G, K + 1)
     on_y, on_total = solution[:, :-1], solution[:, -1]
     # y_k = v_k - v_0 and total = v_N - v_0: collect the coefficient of v_0
     on_empty = -on_y.sum(1) - on_total
@@ -150,8 +153,8 @@ def kernel_shap(
     weight 1; efficiency :math:`\sum_g \phi_g = f_t(x) - f_t(x')` holds exactly for
     any draw, and the error shrinks as :math:`1/\sqrt{K}`. The coalitions are drawn
     once per call from ``generator`` and shared by all samples, so the constrained
-    least squares problem is solved once; the value of a group is shared evenly by
-    its features.
+    least squares problem is solved once (minimum-norm when too few coalitions are
+    drawn to determine it); the value of a group is shared evenly by its features.
 
     Args:
       fn: batched callable taking ``x``'s structure, returning ``(B,)`` or ``(B, C)``.
@@ -214,7 +217,7 @@ def _lime_coefficients(present: torch.Tensor, kernel_width: float, ridge: float)
     design = torch.cat([torch.ones(n_rows, 1, dtype=F64), z], 1)  # (K, 1 + G)
     penalty = torch.diag(torch.cat([torch.zeros(1, dtype=F64), torch.ones(n_groups, dtype=F64)]))
     normal = design.T @ (weight[:, None] * design) + ridge * penalty
-    solution = _solve(normal, (weight[:, None] * design).T, f"{n_rows}")  # (1 + G, K)
+    solution = _solve(normal, (weight[:, None] * design).T)  # (1 + G, K)
     return solution[1:].T
 
 
@@ -247,7 +250,8 @@ def lime(
     :math:`d` is the cosine distance (:math:`1 - \sqrt{|z| / G}`), :math:`w` =
     ``kernel_width`` and :math:`\lambda` = ``ridge``. The draws come once per call
     from ``generator`` and are shared by all samples, so the regression is solved
-    once. :math:`\beta_g` is shared evenly by the features of group ``g``: for a
+    once; if the draws do not determine every coefficient, the minimum-norm fit is
+    used. :math:`\beta_g` is shared evenly by the features of group ``g``: for a
     linear ``fn`` :math:`w^\top x + c`, :math:`\beta_g = \sum_{i \in g} w_i (x_i - x'_i)`
     exactly for any draw that determines the fit (and ``ridge=0``).
 
