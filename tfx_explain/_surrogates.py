@@ -175,7 +175,7 @@ def kernel_shap(
     Example:
       >>> import torch
       >>> x = torch.tensor([[2.0, 3.0]], dtype=torch.float64)
-      >>> kernel_shap(lambda x: x[:, 0] * x[:, 1], x)
+      >>> kernel_shap(lambda x: x[:, 0] * x[:, 1], x).round(decimals=12)
       tensor([[3., 3.]], dtype=torch.float64)
 
     References:
@@ -277,7 +277,8 @@ def lime(
       >>> import torch
       >>> w = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
       >>> x = torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.float64)
-      >>> lime(lambda x: x @ w + 1.0, x, n_samples=50, generator=torch.Generator().manual_seed(0))
+      >>> g = torch.Generator().manual_seed(0)
+      >>> lime(lambda x: x @ w + 1.0, x, n_samples=50, generator=g).round(decimals=12)
       tensor([[ 1., -4.,  9.]], dtype=torch.float64)
 
     References:

@@ -151,7 +151,9 @@ def test_kernel_shap_sampled_is_the_constrained_regression_of_its_rows():
 
 
 def test_kernel_shap_matches_shap_kernel_explainer():
-    shap = pytest.importorskip("shap")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shap imports matplotlib and numba: their notices
+        shap = pytest.importorskip("shap")
     x, baseline, target = _data(batch=3, n=5)
     fn = _mlp(5)
 
