@@ -10,6 +10,7 @@ giving coefficients ``C (K, G)`` with ``phi = v @ C`` for the coalition values
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from ._engine.batching import prepare
-from ._engine.checks import check_baseline, check_positive_int
+from ._engine.checks import check_baseline, check_choice, check_positive_int
 from ._engine.masks import coalitions, common_dtype, group_matrix, unflatten_rows
 from ._engine.rows import check_vectorize, chunked, compiled
 from ._perturbation import first_sample, perturbed_values
@@ -46,33 +47,82 @@ def _solve(lhs: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
 
 
 def _kernel_coalitions(
-    n_groups: int, n_samples: int | None, generator: torch.Generator | None
+    n_groups: int, n_samples: int | None, sampling: str, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Coalitions ``Z (K, G)`` strictly between empty and full, and their weights ``(K,)``.
 
     Exact: all ``2^G - 2`` of them with the Shapley kernel
-    :math:`\pi(S) = (G - 1) / (\binom{G}{|S|} |S| (G - |S|))`. Sampled: ``n_samples / 2``
-    coalitions drawn from :math:`\pi` (a size ``s`` with probability
+    :math:`\pi(S) = (G - 1) / (\binom{G}{|S|} |S| (G - |S|))`. ``"paired"``:
+    ``n_samples / 2`` coalitions drawn from :math:`\pi` (a size ``s`` with probability
     :math:`\propto 1 / (s (G - s))`, then a uniform subset of that size) and their
     complements, each of weight 1 (the sampling already follows the kernel).
+    ``"shap"``: the SHAP library's design, see :func:`_shap_coalitions`.
     """
-    sizes = torch.arange(1, n_groups, dtype=F64)
     if n_samples is None:
         present = coalitions(n_groups)[1:-1]  # (2^G - 2, G): drop empty and full
         size = present.sum(1)
         binom = torch.tensor([math.comb(n_groups, s) for s in range(n_groups + 1)], dtype=F64)
         weight = (n_groups - 1) / (binom[size] * size * (n_groups - size))
         return present, weight
-    half = n_samples // 2
     if n_groups < 2:  # nothing lies strictly between empty and full
         return torch.zeros(0, n_groups, dtype=torch.bool), torch.zeros(0, dtype=F64)
-    size = 1 + torch.multinomial(
-        1.0 / (sizes * (n_groups - sizes)), half, True, generator=generator
-    )
-    rank = torch.rand(half, n_groups, generator=generator, dtype=F64).argsort(1)
-    drawn = rank < size[:, None]  # (K/2, G): a uniform subset of each drawn size
-    present = torch.cat([drawn, ~drawn])  # paired sampling: every coalition and its complement
+    if sampling == "shap":
+        return _shap_coalitions(n_groups, n_samples, generator)
+    present = _draw_pairs(n_groups, n_samples // 2, 1, n_groups - 1, generator)
     return present, torch.ones(present.shape[0], dtype=F64)
+
+
+def _size_mass(n_groups: int, sizes: torch.Tensor) -> torch.Tensor:
+    """Kernel mass of all coalitions of each size: ``C(G, s) pi(s) = (G - 1) / (s (G - s))``."""
+    return (n_groups - 1) / (sizes * (n_groups - sizes))
+
+
+def _draw_pairs(n_groups, n_pairs, low, high, generator) -> torch.Tensor:
+    """``n_pairs`` coalitions of sizes in ``[low, high]`` drawn from the kernel, and complements."""
+    sizes = torch.arange(low, high + 1, dtype=F64)
+    size = low + torch.multinomial(_size_mass(n_groups, sizes), n_pairs, True, generator=generator)
+    rank = torch.rand(n_pairs, n_groups, generator=generator, dtype=F64).argsort(1)
+    drawn = rank < size[:, None]  # (K/2, G): a uniform subset of each drawn size
+    return torch.cat([drawn, ~drawn])  # (K, G): every coalition and its complement
+
+
+def _shap_coalitions(n_groups, n_samples, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """SHAP's KernelExplainer design: whole sizes first, paired draws for the rest.
+
+    Sizes ``s`` and ``G - s`` are enumerated in full, from ``s = 1`` up, while the
+    budget left would give every coalition of the pair at least one draw in
+    expectation (``left * share / count >= 1``, ``share`` the pair's part of the
+    kernel mass not yet enumerated); they get their exact kernel weight. The
+    remaining budget is drawn in pairs from the sizes not enumerated, sharing
+    their kernel mass evenly.
+    """
+    left, parts, weights = n_samples, [], []
+    masses = _size_mass(n_groups, torch.arange(1, n_groups, dtype=F64))
+    mass_left = float(masses.sum())
+    low = 1
+    for s in range(1, n_groups // 2 + 1):
+        sizes = [s] if 2 * s == n_groups else [s, n_groups - s]
+        count = len(sizes) * math.comb(n_groups, s)
+        pair_mass = float(masses[s - 1]) * len(sizes)
+        if left * (pair_mass / mass_left) / count < 1.0 - 1e-8:
+            break
+        for size in sizes:
+            # (C(G, s), s); torch.combinations builds all G^s tuples first
+            index = torch.tensor(list(itertools.combinations(range(n_groups), size)))
+            parts.append(
+                torch.zeros(len(index), n_groups, dtype=torch.bool).scatter(1, index, True)
+            )
+            weights.append(
+                torch.full((len(index),), float(masses[s - 1]) / math.comb(n_groups, s), dtype=F64)
+            )
+        left, mass_left, low = left - count, mass_left - pair_mass, s + 1
+    if left >= 2 and low <= n_groups - low:
+        drawn = _draw_pairs(n_groups, left // 2, low, n_groups - low, generator)
+        parts.append(drawn)
+        weights.append(torch.full((len(drawn),), mass_left / len(drawn), dtype=F64))
+    if not parts:
+        return torch.zeros(0, n_groups, dtype=torch.bool), torch.zeros(0, dtype=F64)
+    return torch.cat(parts), torch.cat(weights)
 
 
 def _kernel_shap_coefficients(present: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -129,6 +179,7 @@ def kernel_shap(
     *,
     groups: Any = None,
     n_samples: int | None = None,
+    sampling: str = "paired",
     baseline: Any = None,
     generator: torch.Generator | None = None,
     target: Any = None,
@@ -151,10 +202,15 @@ def kernel_shap(
     and Lee, Theorem 2). With ``n_samples = K``, ``K / 2`` coalitions are drawn from
     :math:`\pi` and paired with their complements (Covert and Lee 2021), all with
     weight 1; efficiency :math:`\sum_g \phi_g = f_t(x) - f_t(x')` holds exactly for
-    any draw, and the error shrinks as :math:`1/\sqrt{K}`. The coalitions are drawn
-    once per call from ``generator`` and shared by all samples, so the constrained
-    least squares problem is solved once (minimum-norm when too few coalitions are
-    drawn to determine it); the value of a group is shared evenly by its features.
+    any draw, and the error shrinks as :math:`1/\sqrt{K}`. ``sampling="shap"`` uses
+    the SHAP library's design instead: coalition sizes ``s`` and ``G - s`` are
+    enumerated in full, smallest first, while the budget covers them, with their
+    exact kernel weights, and the rest of the budget is drawn in pairs from the
+    other sizes, sharing their kernel mass; with ``K >= 2^G - 2`` it is exact. The
+    coalitions are drawn once per call from ``generator`` and shared by all samples,
+    so the constrained least squares problem is solved once (minimum-norm when too
+    few coalitions are drawn to determine it); the value of a group is shared evenly
+    by its features.
 
     Args:
       fn: batched callable taking ``x``'s structure, returning ``(B,)`` or ``(B, C)``.
@@ -162,6 +218,8 @@ def kernel_shap(
       groups: players, as in :func:`feature_ablation`; ``None``: one per feature.
       n_samples: ``None`` for all ``2^G - 2`` coalitions (``G <= 16``), or an even
         number ``K >= 2`` of sampled coalitions.
+      sampling: ``"paired"`` (draws from the kernel) or ``"shap"`` (whole sizes
+        first, as SHAP's KernelExplainer); used when ``n_samples`` is given.
       baseline: ``None`` (zeros), a number, or a tensor (pytree) broadcastable to ``x``.
       generator: random source for the sampled coalitions.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
@@ -199,7 +257,8 @@ def kernel_shap(
         n_samples = check_positive_int(n_samples, "n_samples", minimum=2)
         if n_samples % 2:
             raise ValueError(f"n_samples must be even (paired coalitions), got {n_samples}")
-    present, weight = _kernel_coalitions(n_groups, n_samples, generator)
+    sampling = check_choice(sampling, "sampling", ("paired", "shap"))
+    present, weight = _kernel_coalitions(n_groups, n_samples, sampling, generator)
     coef = _kernel_shap_coefficients(present, weight)  # (K + 2, G)
     ends = torch.stack([torch.ones(n_groups, dtype=torch.bool), torch.zeros_like(members[:, 0])])
     rows = torch.cat([ends, present])  # (K + 2, G): full, empty, then the coalitions

@@ -846,6 +846,12 @@ BAD = [
         lambda s: s.method is tx.kernel_shap,
     ),
     Bad(
+        "sampling_unknown",
+        "sampling",
+        lambda s: _run(s, target=0, sampling="uniform"),
+        lambda s: s.method is tx.kernel_shap,
+    ),
+    Bad(
         "too_many_groups_for_all_coalitions",
         "n_samples",
         lambda s: _run(s, fn=lambda z: z.sum(-1), x=_x((17,)), groups=None, n_samples=None),

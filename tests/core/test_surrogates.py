@@ -115,6 +115,38 @@ def test_kernel_shap_error_shrinks_as_one_over_root_n():
     assert -0.65 < slope < -0.35, (slope, rms)
 
 
+def test_kernel_shap_shap_sampling_enumerates_whole_sizes_first():
+    x, baseline, target = _data(n=6)
+    fn = _mlp(6)
+    exact = tx.shapley_values(fn, x, baseline=baseline, target=target)
+    # a budget of 2^6 - 2 = 62 enumerates every size: exact
+    full = tx.kernel_shap(
+        fn, x, baseline=baseline, target=target, n_samples=62, sampling="shap", generator=_gen(0)
+    )
+    torch.testing.assert_close(full, exact, rtol=0.0, atol=ATOL)
+
+    def rms(n_samples, sampling):
+        runs = [
+            tx.kernel_shap(
+                fn,
+                x,
+                baseline=baseline,
+                target=target,
+                n_samples=n_samples,
+                sampling=sampling,
+                generator=_gen(s),
+            )
+            for s in range(16)
+        ]
+        gaps = [tx.completeness_gap(fn, x, r, baseline=baseline, target=target) for r in runs]
+        assert float(torch.stack(gaps).abs().max()) < ATOL  # efficiency, any draw
+        return float(torch.stack([(r - exact).square().mean() for r in runs]).mean().sqrt())
+
+    # sizes 1 and 5 (12 coalitions) enumerated exactly: less error for the same budget
+    for n_samples in (32, 48):
+        assert rms(n_samples, "shap") < 0.75 * rms(n_samples, "paired")
+
+
 def _recorder(fn, seen):
     def record(x):
         seen.append(x.detach().clone())
