@@ -288,6 +288,18 @@ SPECS = [
         random=True,
     ),
     Spec(
+        "kernel_shap[shap sampling]",
+        tx.kernel_shap,
+        lambda x: {
+            "baseline": _baseline(x),
+            "n_samples": 12,  # F=4: sizes 1 and 3 enumerated, 2 pairs of size 2 drawn
+            "sampling": "shap",
+            "generator": _gen(4),
+        },
+        groups=True,
+        random=True,
+    ),
+    Spec(
         "lime",
         tx.lime,
         lambda x: {
