@@ -11,6 +11,7 @@ __version__ = "0.2.0"
 from . import metrics as metrics
 from ._engine.rows import CompileFallbackWarning as CompileFallbackWarning
 from ._engine.rows import SlowVmapWarning as SlowVmapWarning
+from ._expected_hessians import expected_hessians as expected_hessians
 from ._gradients import gradient_x_input as gradient_x_input
 from ._gradients import input_gradients as input_gradients
 from ._hessians import integrated_hessians as integrated_hessians
@@ -29,6 +30,8 @@ from ._smoothing import smoothgrad as smoothgrad
 from ._summaries import combine as combine
 from ._summaries import global_importance as global_importance
 from ._summaries import group_attributions as group_attributions
+from ._surrogates import kernel_shap as kernel_shap
+from ._surrogates import lime as lime
 
 __all__ = [
     "MAX_EXACT_GROUPS",
@@ -40,6 +43,7 @@ __all__ = [
     "combine",
     "completeness_gap",
     "expected_gradients",
+    "expected_hessians",
     "feature_ablation",
     "global_importance",
     "gradient_x_input",
@@ -47,6 +51,8 @@ __all__ = [
     "input_gradients",
     "integrated_gradients",
     "integrated_hessians",
+    "kernel_shap",
+    "lime",
     "metrics",
     "occlusion",
     "quadrature",

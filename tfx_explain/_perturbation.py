@@ -6,7 +6,7 @@ evaluated in one batched call (chunked over samples by ``chunk_size``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -76,18 +76,45 @@ def first_sample(x: Any) -> Any:
     return pytree.tree_map(lambda leaf: leaf[0], x)
 
 
+def _per_leaf(value: Any, x: Any, name: str) -> list[Any]:
+    """``window`` or ``stride`` for each leaf of ``x``, in pytree order.
+
+    A tensor ``x`` takes ``value`` as is. For a dict ``x``, a dict ``value`` gives
+    each key its own; for a tuple or list ``x``, so does a tuple or list ``value``
+    of ``len(x)`` (Captum's one shape per input). Anything else (an int, a tuple of
+    ints for a dict ``x``) applies to every leaf.
+    """
+    if isinstance(x, torch.Tensor):
+        return [value]
+    leaves = pytree.tree_leaves(x)
+    if isinstance(x, Mapping) and isinstance(value, Mapping):
+        if set(value) != set(x) or len(leaves) != len(x):
+            raise ValueError(
+                f"{name} must have one entry per key of x {sorted(x, key=str)}, got {value!r}"
+            )
+        return [value[k] for k in x]
+    if isinstance(x, tuple | list) and isinstance(value, tuple | list):
+        if len(value) != len(x) or len(leaves) != len(x):
+            raise ValueError(
+                f"{name} must hold one window shape per leaf of x ({len(x)}), got {value!r}"
+            )
+        return list(value)
+    return [value] * len(leaves)
+
+
 def occlusion(
     fn: Callable,
-    x: torch.Tensor,
+    x: Any,
     *,
-    window: int | tuple[int, ...],
-    stride: int | tuple[int, ...] = 1,
+    window: Any,
+    stride: Any = 1,
+    clip: bool = False,
     baseline: Any = 0.0,
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "auto",
     compile: bool = False,
-) -> torch.Tensor:
+) -> Any:
     """Occlusion: the output drop when a sliding window of features is set to the baseline.
 
     .. math::
@@ -99,15 +126,24 @@ def occlusion(
     features, :math:`x_{W \\leftarrow x'}` is ``x`` with the features in ``W``
     replaced by ``baseline``, and a feature covered by several windows gets the
     mean of their drops. With ``window=1`` and a linear ``fn``,
-    :math:`a_i = w_i (x_i - x'_i)`.
+    :math:`a_i = w_i (x_i - x'_i)`. For a dict/tuple ``x`` each leaf has its own
+    windows, and one window occludes features of one leaf only (Captum's
+    multi-input occlusion); all windows of all leaves are one batched call.
 
     Args:
-      fn: batched callable ``(B, *F) -> (B,)`` or ``(B, C)``.
-      x: input tensor ``(B, *F)``: tabular ``(B, F)``, sequences, images ``(B, C, H, W)``.
+      fn: batched callable taking ``x``'s structure, returning ``(B,)`` or ``(B, C)``.
+      x: input ``(B, *F)``: tabular ``(B, F)``, sequences, images ``(B, C, H, W)``;
+        or a dict/tuple of such tensors.
       window: window shape, an int for 1-d features or a tuple of ``len(F)`` ints.
-      stride: step between windows, an int or a tuple; in every dim
-        ``F_d - window_d`` must be a multiple of ``stride_d``.
-      baseline: replacement value: a number (default 0.0) or a tensor broadcastable to ``x``.
+        For a dict ``x``, a dict of them per key; for a tuple ``x``, a tuple with
+        one per leaf; otherwise the same window for every leaf.
+      stride: step between windows, an int or a tuple (per leaf as ``window``), at
+        most the window in every dim; unless ``clip``, ``F_d - window_d`` must be a
+        multiple of ``stride_d``.
+      clip: let the last window of a dim run over the edge, cut to the features
+        that exist (Captum's placement). The mean over covering windows stays exact.
+      baseline: replacement value: a number (default 0.0) or a tensor (pytree)
+        broadcastable to ``x``.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``K + 1`` rows of ``fn``.
       vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
@@ -121,18 +157,26 @@ def occlusion(
       >>> w = torch.tensor([1.0, -2.0, 3.0])
       >>> occlusion(lambda x: x @ w, torch.tensor([[1.0, 1.0, 2.0]]), window=1)
       tensor([[ 1., -2.,  6.]])
+      >>> occlusion(lambda x: x @ w, torch.tensor([[1.0, 1.0, 2.0]]), window=2, stride=2,
+      ...           clip=True)
+      tensor([[-1., -1.,  6.]])
 
     References:
       Zeiler and Fergus, "Visualizing and Understanding Convolutional Networks", 2014.
     """
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            "occlusion slides windows over one tensor x; for a dict/tuple x use "
-            f"feature_ablation with groups (got {type(x).__name__})"
-        )
+    if not isinstance(clip, bool):
+        raise TypeError(f"clip must be True or False, got {clip!r}")
     target, chunk_size = prepare(fn, x, target, chunk_size)
     baseline = check_baseline(baseline, x)
-    masks = window_masks(tuple(x.shape[1:]), window, stride).flatten(1)  # (K, D)
+    leaves = pytree.tree_leaves(x)
+    windows, strides = _per_leaf(window, x, "window"), _per_leaf(stride, x, "stride")
+    # (K_l, D_l) per leaf -> (K, D): a window occludes features of its own leaf only
+    masks = torch.block_diag(
+        *[
+            window_masks(tuple(leaf.shape[1:]), w, s, clip=clip).flatten(1).to(torch.uint8)
+            for leaf, w, s in zip(leaves, windows, strides, strict=True)
+        ]
+    ).bool()
     share = masks / masks.sum(0, dtype=torch.float64)  # mean over the windows covering i
     return _ablate(
         fn, x, target, baseline, masks, share, chunk_size, check_vectorize(vectorize), compile

@@ -221,6 +221,23 @@ def _ig_gap(fn, x, *, baseline=None, target=None, **options):
     return tx.completeness_gap(fn, x, attr, baseline=baseline, target=target)
 
 
+_EH_LOOP = Spec(
+    "expected_hessians[one baseline row]",
+    tx.expected_hessians,
+    lambda x: {"baselines": _baselines(x, rows=1), "n_samples": 3, "generator": _gen(2)},
+    baseline="baselines",
+    pairwise=True,
+    tree=False,
+)
+
+
+def _overhang(x: torch.Tensor) -> dict[str, Any]:
+    """Windows whose last position runs over the edge of the last dim (clip=True)."""
+    ndim = x.ndim - 1
+    width = 3 if ndim == 1 else 2
+    return {"window": (1,) * (ndim - 1) + (width,), "stride": (1,) * (ndim - 1) + (2,)}
+
+
 SPECS = [
     Spec("input_gradients", tx.input_gradients, baseline=None),
     Spec("gradient_x_input", tx.gradient_x_input, baseline=None),
@@ -231,6 +248,23 @@ SPECS = [
         lambda x: {**_window(x), "baseline": _baseline(x)},
         tree=False,
         occlusion=True,
+    ),
+    Spec(
+        "occlusion[clip]",
+        tx.occlusion,
+        lambda x: {**_overhang(x), "clip": True, "baseline": _baseline(x)},
+        tree=False,
+        occlusion=True,
+    ),
+    # one window set per leaf: with width-1 windows a tree is its flat concatenation
+    Spec(
+        "occlusion[window=1]",
+        tx.occlusion,
+        lambda x: (
+            {"window": 1 if x.ndim == 2 else (1,) * (x.ndim - 1), "baseline": _baseline(x)}
+            if isinstance(x, torch.Tensor)
+            else {"window": 1, "baseline": _baseline(x)}
+        ),
     ),
     Spec(
         "feature_ablation",
@@ -254,6 +288,45 @@ SPECS = [
         shapley=True,
         random=True,
     ),
+    Spec(
+        "kernel_shap[exact]",
+        tx.kernel_shap,
+        lambda x: {"groups": _groups(x), "baseline": _baseline(x)},
+        groups=True,
+    ),
+    # the coalitions are drawn once per call, independently of B: layout free as is
+    Spec(
+        "kernel_shap[sampled]",
+        tx.kernel_shap,
+        lambda x: {"baseline": _baseline(x), "n_samples": 8, "generator": _gen(4)},
+        groups=True,
+        random=True,
+    ),
+    Spec(
+        "kernel_shap[shap sampling]",
+        tx.kernel_shap,
+        lambda x: {
+            "baseline": _baseline(x),
+            "n_samples": 12,  # F=4: sizes 1 and 3 enumerated, 2 pairs of size 2 drawn
+            "sampling": "shap",
+            "generator": _gen(4),
+        },
+        groups=True,
+        random=True,
+    ),
+    Spec(
+        "lime",
+        tx.lime,
+        lambda x: {
+            "groups": _groups(x),
+            "baseline": _baseline(x),
+            "n_samples": 12,
+            "kernel_width": 0.5,
+            "generator": _gen(5),
+        },
+        groups=True,
+        random=True,
+    ),
     _smooth_spec("smoothgrad(input_gradients)", tx.input_gradients, lambda x: {}, baseline=None),
     _smooth_spec(
         "smoothgrad(integrated_gradients)",
@@ -267,6 +340,17 @@ SPECS = [
         lambda x: {"baselines": _baselines(x), "n_samples": 4, "generator": _gen(2)},
         baseline="baselines",
         layout_free=_EG_LOOP,
+        layout_fn="affine",
+        random=True,
+    ),
+    Spec(
+        "expected_hessians",
+        tx.expected_hessians,
+        lambda x: {"baselines": _baselines(x), "n_samples": 3, "generator": _gen(2)},
+        baseline="baselines",
+        pairwise=True,
+        tree=False,
+        layout_free=_EH_LOOP,
         layout_fn="affine",
         random=True,
     ),
@@ -306,8 +390,35 @@ SPECS += [
     for v in ("batch", "vmap")
     for s in SPECS
     if s.name in ("input_gradients", "gradient_x_input", "integrated_gradients[gauss_legendre]",
-                  "occlusion", "feature_ablation")
+                  "occlusion", "feature_ablation", "kernel_shap[exact]", "lime")
 ]  # fmt: skip
+
+
+def _batch(spec: Spec) -> Spec:
+    return Spec(
+        f"{spec.name}[batch]",
+        spec.method,
+        lambda x: {**spec.options(x), "vectorize": "batch"},
+        baseline=spec.baseline,
+        pairwise=spec.pairwise,
+        tree=spec.tree,
+    )
+
+
+_EH = next(s for s in SPECS if s.name == "expected_hessians")
+SPECS.append(
+    Spec(
+        "expected_hessians[batch]",
+        tx.expected_hessians,
+        lambda x: {**_EH.options(x), "vectorize": "batch"},
+        baseline="baselines",
+        pairwise=True,
+        tree=False,
+        layout_free=_batch(_EH_LOOP),
+        layout_fn="affine",
+        random=True,
+    )
+)
 TREE_SPECS = [s for s in SPECS if s.tree]
 RANDOM_SPECS = [s for s in SPECS if s.random and s.transformable]
 TRANSFORMABLE_SPECS = [s for s in SPECS if s.transformable]
@@ -510,7 +621,7 @@ def test_vmap_with_different_randomness(spec):
     mapped = vmap(lambda z: spec.run(fn, z, target=target), randomness="different")(xs)
     assert mapped.shape == (2, *_expected_shape(spec, x))
     assert not torch.equal(mapped[0], mapped[1])
-    if spec.shapley:  # antithetic sampling keeps efficiency exactly for any draw
+    if spec.shapley or spec.method is tx.kernel_shap:  # efficiency is exact for any draw
         gap = torch.stack(
             [tx.completeness_gap(fn, x, a, baseline=0.25, target=target) for a in mapped]
         )
@@ -582,7 +693,8 @@ def test_pytree_input(spec):
 
 
 def test_pytree_refused_where_unsupported():
-    for method, kw in ((tx.occlusion, {"window": 1}), (tx.integrated_hessians, {})):
+    refs = {"baselines": _x_tree()}
+    for method, kw in ((tx.integrated_hessians, {}), (tx.expected_hessians, refs)):
         with pytest.raises(TypeError, match=r"\bx\b|dict"):
             method(_mlp(5), _x_tree(), target=0, **kw)
 
@@ -779,7 +891,46 @@ BAD = [
         "n_samples_zero",
         "n_samples",
         lambda s: _run(s, target=0, n_samples=0),
-        lambda s: s.baseline == "baselines",
+        lambda s: s.baseline == "baselines" or s.method in (tx.kernel_shap, tx.lime),
+    ),
+    Bad(
+        "n_samples_odd",
+        "n_samples",
+        lambda s: _run(s, target=0, n_samples=5),
+        lambda s: s.method is tx.kernel_shap,
+    ),
+    Bad(
+        "sampling_unknown",
+        "sampling",
+        lambda s: _run(s, target=0, sampling="uniform"),
+        lambda s: s.method is tx.kernel_shap,
+    ),
+    Bad(
+        "too_many_groups_for_all_coalitions",
+        "n_samples",
+        lambda s: _run(s, fn=lambda z: z.sum(-1), x=_x((17,)), groups=None, n_samples=None),
+        lambda s: s.method is tx.kernel_shap,
+    ),
+    *[
+        Bad(
+            f"{name}_{label}",
+            name,
+            lambda s, n=name, v=value: _run(s, target=0, **{n: v}),
+            lambda s: s.method is tx.lime,
+        )
+        for name, label, value in (
+            ("kernel_width", "zero", 0.0),
+            ("kernel_width", "nan", float("nan")),
+            ("kernel_width", "str", "wide"),
+            ("ridge", "negative", -1.0),
+            ("ridge", "bool", True),
+        )
+    ],
+    Bad(
+        "clip_not_bool",
+        "clip",
+        lambda s: _run(s, target=0, window=2, clip=1),
+        lambda s: s.occlusion,
     ),
 ]
 BAD_CASES = [
@@ -828,6 +979,7 @@ NOT_METHODS = {
     "group_attributions": "summarizes attributions, takes no fn: tests/core/test_summaries.py",
     "global_importance": "summarizes attributions, takes no fn: tests/core/test_summaries.py",
     "combine": "summarizes attributions, takes no fn: tests/core/test_summaries.py",
+    "metrics": "scores attributions, not a method: tests/core/test_metrics.py",
 }
 
 

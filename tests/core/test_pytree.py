@@ -263,6 +263,7 @@ def test_group_indices_outside_the_leaf_are_refused():
 
 
 def test_methods_without_tree_support_say_so():
-    for method, kw in ((tx.occlusion, {"window": 1}), (tx.integrated_hessians, {})):
+    refs = {"baselines": _tree()}
+    for method, kw in ((tx.integrated_hessians, {}), (tx.expected_hessians, refs)):
         with pytest.raises(TypeError, match=r"dict|tuple|tensor"):
             method(_fn, _tree(), target=0, **kw)

@@ -69,12 +69,17 @@ def _per_dim(value: Any, name: str, ndim: int) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
-def window_masks(feature_shape: tuple[int, ...], window: Any, stride: Any) -> torch.Tensor:
+def window_masks(
+    feature_shape: tuple[int, ...], window: Any, stride: Any, *, clip: bool = False
+) -> torch.Tensor:
     """Boolean masks of every window position: ``(K, *F)``.
 
     Windows of shape ``window`` slide by ``stride`` over a feature shape ``F``; in
     each dim ``(F_d - window_d)`` must be a multiple of ``stride_d`` so that every
-    feature is covered and no window hangs over the edge.
+    feature is covered and no window hangs over the edge. With ``clip=True`` the
+    windows start at ``0, stride_d, ...`` until one reaches the last feature, and
+    the last may run over the edge and is cut there (Captum's placement:
+    ``ceil((F_d - window_d) / stride_d) + 1`` positions per dim).
     """
     ndim = len(feature_shape)
     if ndim == 0:
@@ -85,13 +90,19 @@ def window_masks(feature_shape: tuple[int, ...], window: Any, stride: Any) -> to
     for d, (size, w, s) in enumerate(zip(feature_shape, window, stride, strict=True)):
         if w > size:
             raise ValueError(f"window {window} is larger than the features {feature_shape}")
-        if (size - w) % s:
+        if s > w:
+            raise ValueError(
+                f"stride {stride} is larger than the window {window} in dim {d}, so the "
+                "features between windows would never be occluded"
+            )
+        if (size - w) % s and not clip:
             raise ValueError(
                 f"window {window} with stride {stride} does not tile the features "
                 f"{feature_shape}: in dim {d}, ({size} - {w}) is not a multiple of {s}, "
-                "so the last features would never be occluded"
+                "so the last features would never be occluded; clip=True lets the last "
+                "window run over the edge"
             )
-        starts = torch.arange(0, size - w + 1, s)
+        starts = torch.arange(0, size - w + s, s)  # the last start is >= size - w
         pos = torch.arange(size)
         # (n_d, F_d): which features of dim d each window position covers
         per_dim.append((pos >= starts[:, None]) & (pos < starts[:, None] + w))
