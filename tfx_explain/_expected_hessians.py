@@ -46,7 +46,7 @@ def expected_hessians(
     generator: torch.Generator | None = None,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
 ) -> torch.Tensor:
     r"""Expected Hessians: feature interactions averaged over baselines and path points.
 
@@ -76,7 +76,7 @@ def expected_hessians(
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``N`` gradient rows times
         ``D`` forward-mode directions.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
 
     Returns:
       Interactions ``(B, *F, *F)`` (``(B, T, *F, *F)`` for a ``(B, T)`` target).

@@ -184,7 +184,7 @@ def kernel_shap(
     generator: torch.Generator | None = None,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
     compile: bool = False,
 ) -> Any:
     r"""KernelSHAP: Shapley values as a Shapley-kernel-weighted linear regression.
@@ -224,7 +224,7 @@ def kernel_shap(
       generator: random source for the sampled coalitions.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``K + 2`` rows of ``fn``.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
       compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
 
     Returns:
@@ -292,7 +292,7 @@ def lime(
     generator: torch.Generator | None = None,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
     compile: bool = False,
 ) -> Any:
     r"""LIME: a locally weighted linear surrogate in the interpretable (group on/off) space.
@@ -326,7 +326,7 @@ def lime(
       generator: random source for the coalitions.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``K + 1`` rows of ``fn``.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
       compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
 
     Returns:

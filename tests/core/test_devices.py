@@ -322,6 +322,30 @@ CASES: dict[str, dict[str, Callable]] = {
         k: lambda dtype, call=call: (lambda out: (out[0], out[1] + (F,)))(call(dtype))
         for k, call in _attribution_calls(tx.integrated_hessians, {"steps": 2}, tree=False).items()
     },
+    "kernel_shap": {
+        **_attribution_calls(tx.kernel_shap, {"groups": GROUPS}),
+        **{
+            f"sampled {k}": v
+            for k, v in _attribution_calls(
+                tx.kernel_shap, {"groups": GROUPS, "n_samples": 4, "generator": _cpu_gen()}
+            ).items()
+        },
+    },
+    "lime": _attribution_calls(
+        tx.lime, {"groups": GROUPS, "n_samples": 6, "generator": _cpu_gen()}
+    ),
+    "expected_hessians": {
+        k: lambda dtype, call=call: (lambda out: (out[0], out[1] + (F,)))(call(dtype))
+        for k, call in _attribution_calls(
+            tx.expected_hessians,
+            {
+                "baselines": torch.zeros(5, F, dtype=torch.float64),
+                "n_samples": 2,
+                "generator": _cpu_gen(),
+            },
+            tree=False,
+        ).items()
+    },  # fmt: skip
     "quadrature": _quadrature_calls(),
     "metrics": _metric_calls(),
     **_summary_calls(),
