@@ -17,7 +17,7 @@ from ._engine.checks import check_baseline
 from ._engine.masks import common_dtype, group_matrix, unflatten_rows, window_masks
 from ._engine.rows import check_vectorize, chunked, compiled, row_values, rows_of
 
-__all__ = ["occlusion", "feature_ablation", "perturbed_values", "flatten_batch", "first_sample"]
+__all__ = ["occlusion", "feature_ablation"]
 
 
 def perturbed_values(
@@ -80,7 +80,7 @@ def occlusion(
     *,
     window: int | tuple[int, ...],
     stride: int | tuple[int, ...] = 1,
-    baseline: Any = 0.0,
+    baseline: Any = None,
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "vmap",
@@ -105,7 +105,8 @@ def occlusion(
       window: window shape, an int for 1-d features or a tuple of ``len(F)`` ints.
       stride: step between windows, an int or a tuple; in every dim
         ``F_d - window_d`` must be a multiple of ``stride_d``.
-      baseline: replacement value: a number (default 0.0) or a tensor broadcastable to ``x``.
+      baseline: replacement value: ``None`` (zeros), a number, or a tensor broadcastable
+        to ``x``.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``K + 1`` rows of ``fn``.
       vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
@@ -141,8 +142,8 @@ def feature_ablation(
     fn: Callable,
     x: Any,
     *,
-    groups: Any,
-    baseline: Any = 0.0,
+    groups: Any = None,
+    baseline: Any = None,
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "vmap",
@@ -165,7 +166,7 @@ def feature_ablation(
         ``*F`` flattened, leaves concatenated in order), a leaf key of a dict/tuple
         ``x`` for a whole leaf, or ``(leaf key, indices)``. The groups must cover
         every feature exactly once. ``None``: one group per feature.
-      baseline: a number (default 0.0), or a tensor (pytree) broadcastable to ``x``.
+      baseline: ``None`` (zeros), a number, or a tensor (pytree) broadcastable to ``x``.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``G + 1`` rows of ``fn``.
       vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).

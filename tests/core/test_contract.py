@@ -90,6 +90,19 @@ def _flat(tree: Any, lead: int = 1) -> torch.Tensor:
     return torch.cat([leaf.flatten(lead) for leaf in pytree.tree_leaves(tree)], dim=lead)
 
 
+def _flat_pairs(gamma: Any, x: Any) -> torch.Tensor:
+    """Pairwise results ``gamma[i][j] (B, *F_i, *F_j)`` as one ``(B, D, D)`` tensor."""
+    if isinstance(gamma, torch.Tensor):
+        return gamma.reshape(gamma.shape[0], _n_features(x), -1)
+    x_leaves, spec = pytree.tree_flatten(x)
+    rows = []
+    for i, row in enumerate(spec.flatten_up_to(gamma)):  # row i: a tree like x
+        d_i = math.prod(x_leaves[i].shape[1:])
+        blocks = [block.reshape(block.shape[0], d_i, -1) for block in spec.flatten_up_to(row)]
+        rows.append(torch.cat(blocks, dim=2))
+    return torch.cat(rows, dim=1)
+
+
 def _target(batch=B) -> torch.Tensor:
     return torch.tensor([0, 2, 1, 2, 0, 1, 1])[:batch]
 
@@ -260,17 +273,17 @@ SPECS = [
         tx.integrated_hessians,
         lambda x: {"baseline": _baseline(x), "steps": 3},
         pairwise=True,
-        tree=False,
         steps=True,
     ),
 ]
 # vectorize="batch": one batched call (plain autograd outside transforms), same contract
 SPECS += [
     Spec(f"{s.name}[batch]", s.method, lambda x, s=s: {**s.options(x), "vectorize": "batch"},
-         **{k: getattr(s, k) for k in ("tree", "baseline", "steps", "groups", "occlusion")})
+         **{k: getattr(s, k) for k in ("tree", "baseline", "steps", "groups", "occlusion",
+                                       "pairwise")})
     for s in SPECS
     if s.name in ("input_gradients", "gradient_x_input", "integrated_gradients[gauss_legendre]",
-                  "occlusion", "feature_ablation")
+                  "occlusion", "feature_ablation", "integrated_hessians")
 ]  # fmt: skip
 TREE_SPECS = [s for s in SPECS if s.tree]
 RANDOM_SPECS = [s for s in SPECS if s.random]
@@ -527,11 +540,25 @@ def test_pytree_input(spec):
     attr = spec.run(fn, x, target=target)
     assert isinstance(attr, dict) and attr.keys() == x.keys()
     for key in x:
-        assert attr[key].shape == x[key].shape and attr[key].dtype == x[key].dtype
+        if spec.pairwise:  # attr[i][j]: (B, *F_i, *F_j), nested like x twice
+            assert isinstance(attr[key], dict) and attr[key].keys() == x.keys()
+            for other in x:
+                assert attr[key][other].shape == x[key].shape + x[other].shape[1:]
+                assert attr[key][other].dtype == x[key].dtype
+        else:
+            assert attr[key].shape == x[key].shape and attr[key].dtype == x[key].dtype
     # the tree is its flat (B, 5) concatenation split back into leaves
     # (smoothgrad draws its noise leaf by leaf, so it is compared at sigma = 0)
     run = spec.layout_free if spec.noise_per_leaf else spec
-    flat = run.run(fn, _flat(x), target=target)
+    flat_x = _flat(x)
+    if spec.pairwise:
+        flat = run.run(fn, flat_x, target=target)
+        _close(_flat_pairs(run.run(fn, x, target=target), x), flat, atol=1e-12)
+        as_tuple = run.run(fn, (x["u"], x["v"]), target=target)
+        assert isinstance(as_tuple, tuple) and all(isinstance(row, tuple) for row in as_tuple)
+        _close(_flat_pairs(as_tuple, (x["u"], x["v"])), flat, atol=1e-12)
+        return
+    flat = run.run(fn, flat_x, target=target)
     _close(_flat(run.run(fn, x, target=target)), flat, atol=1e-12)
     # a tuple tree works the same way
     as_tuple = run.run(fn, (x["u"], x["v"]), target=target)
@@ -540,9 +567,8 @@ def test_pytree_input(spec):
 
 
 def test_pytree_refused_where_unsupported():
-    for method, kw in ((tx.occlusion, {"window": 1}), (tx.integrated_hessians, {})):
-        with pytest.raises(TypeError, match=r"\bx\b|dict"):
-            method(_mlp(5), _x_tree(), target=0, **kw)
+    with pytest.raises(TypeError, match=r"\bx\b|dict"):
+        tx.occlusion(_mlp(5), _x_tree(), target=0, window=1)
 
 
 # ---- argument validation -------------------------------------------------------------------

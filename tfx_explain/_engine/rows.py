@@ -26,8 +26,7 @@ import torch
 from torch.func import grad, grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
-from .batching import check_values
-from .checks import check_choice, is_transformed
+from .checks import check_choice, check_values, is_transformed
 from .targets import check_output, one_sample, select_batch
 
 __all__ = [
@@ -57,11 +56,12 @@ def row_values(fn: Callable, rows: Any, t_rows: Any, *, vectorize: str) -> torch
     """Explained outputs of ``N`` rows: ``(N, *F) -> (N,)``, or ``(N, T)`` for (N, T) targets."""
     n = rows_of(rows)
     if vectorize == "batch":
-        out = check_output(fn(rows), n)
+        out = check_output(fn(rows), n, t_rows)
     else:
 
         def f1(r1: Any) -> torch.Tensor:  # (*F) -> () or (C,)
-            return check_output(fn(pytree.tree_map(lambda leaf: leaf.unsqueeze(0), r1)), 1)[0]
+            r1 = pytree.tree_map(lambda leaf: leaf.unsqueeze(0), r1)
+            return check_output(fn(r1), 1, t_rows)[0]
 
         with _fallback_warning():
             out = vmap(f1)(rows)
@@ -84,16 +84,16 @@ def row_gradients(
         n = rows_of(rows)
 
         def total(r: Any) -> tuple[torch.Tensor, torch.Tensor]:
-            values = select_batch(check_output(fn(r), n), t_rows)
+            values = select_batch(check_output(fn(r), n, t_rows), t_rows)
             return values.sum(), values
 
         if is_transformed(rows):  # under vmap/grad/compile: stay composable
             return grad(total, has_aux=True)(rows)
         return _autograd(total, rows)
     with _fallback_warning():
-        return vmap(grad_and_value(one_sample(fn)), in_dims=(0, None if t_rows is None else 0))(
-            rows, t_rows
-        )
+        return vmap(
+            grad_and_value(one_sample(fn, t_rows)), in_dims=(0, None if t_rows is None else 0)
+        )(rows, t_rows)
 
 
 def _autograd(total: Callable, rows: Any) -> tuple[Any, torch.Tensor]:
