@@ -421,6 +421,46 @@ def test_no_mutation(spec, requires_grad):
     assert all(p.grad is None for p in net.parameters())
 
 
+def _writes_to_its_argument(fn: Callable) -> Callable:
+    """``fn`` of its argument doubled in place: a careless preprocessing step."""
+
+    def careless(z: Any) -> torch.Tensor:
+        for leaf in pytree.tree_leaves(z):
+            leaf.mul_(2.0)
+        return fn(z)
+
+    return careless
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=repr)
+def test_fn_writing_to_its_argument_does_not_change_x(spec):
+    # the engine hands fn rows it owns (autograd forbids writing to a differentiated
+    # input, so gradient rows are copies): x is untouched and fn sees what it expects
+    fn, x, target = _mlp(4), _x(), _target()
+    x_before = x.clone()
+    attr = spec.run(_writes_to_its_argument(fn), x, target=target)
+    assert torch.equal(x, x_before)
+    _close(attr, spec.run(lambda z: fn(2.0 * z), x, target=target), atol=1e-12)
+
+
+@pytest.mark.parametrize("vectorize", ["vmap", "batch"])
+def test_completeness_gap_and_adaptive_ig_never_pass_x_itself_to_fn(vectorize):
+    fn, x, target = _mlp(4), _x(), _target()
+    x_before = x.clone()
+    twin = lambda z: fn(2.0 * z)  # noqa: E731 - what the careless fn computes
+    attr = torch.ones_like(x)
+    gap = tx.completeness_gap(
+        _writes_to_its_argument(fn), x, attr, target=target, vectorize=vectorize
+    )
+    assert torch.equal(x, x_before)
+    _close(gap, tx.completeness_gap(twin, x, attr, target=target), atol=1e-12)
+    result = tx.adaptive_integrated_gradients(
+        _writes_to_its_argument(lambda z: fn(z)[:, 0]), x, vectorize=vectorize, tol=1e-3
+    )
+    assert torch.equal(x, x_before)
+    assert float(result.gap.abs().max()) <= 1e-3
+
+
 # ---- differentiability, vmap, compile -------------------------------------------------------
 
 

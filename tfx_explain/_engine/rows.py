@@ -84,7 +84,9 @@ def row_gradients(
         n = rows_of(rows)
 
         def total(r: Any) -> tuple[torch.Tensor, torch.Tensor]:
-            values = select_batch(check_output(fn(r), n, t_rows), t_rows)
+            # fn gets a copy: it may write to its argument, which autograd forbids on r
+            out = fn(pytree.tree_map(torch.clone, r))
+            values = select_batch(check_output(out, n, t_rows), t_rows)
             return values.sum(), values
 
         if is_transformed(rows):  # under vmap/grad/compile: stay composable

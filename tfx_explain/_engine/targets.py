@@ -106,8 +106,9 @@ def one_sample(fn: Callable, target: torch.Tensor | None) -> Callable:
     """
 
     def f1(x1: Any, t1: torch.Tensor | None) -> torch.Tensor:
-        # (*F) -> (1, *F) -> (1,) or (1, C) -> ()
-        out = check_output(fn(pytree.tree_map(lambda leaf: leaf.unsqueeze(0), x1)), 1, target)
+        # (*F) -> (1, *F) -> (1,) or (1, C) -> (); a copy, as fn may write to its argument
+        rows = pytree.tree_map(lambda leaf: leaf.unsqueeze(0).clone(), x1)
+        out = check_output(fn(rows), 1, target)
         if t1 is None:
             return out[0]
         return out[0].gather(-1, t1.reshape(1)).squeeze(-1)
