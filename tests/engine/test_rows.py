@@ -72,8 +72,8 @@ def _counting(fn):
     return counted, calls
 
 
-def _linear(x):
-    return x @ W
+def _two_outputs(x):
+    return torch.stack([x @ W, -(x @ W)], dim=1)  # (B, 2)
 
 
 _X = torch.tensor([[0.1, 0.2, 0.3], [0.2, 0.1, 0.0], [0.5, 0.5, 0.5]], dtype=torch.float64)
@@ -114,8 +114,8 @@ _G = torch.Generator
 def test_fn_is_called_once_per_chunk_on_exactly_the_rows_needed(method, rows, chunk_size):
     # vectorize="batch" hands fn the rows themselves: no first-row probe of the target,
     # no extra forward pass to check values, and chunks of chunk_size samples' rows
-    fn, calls = _counting(_linear)
-    method(fn, vectorize="batch", chunk_size=chunk_size)
+    fn, calls = _counting(_two_outputs)
+    method(fn, target=1, vectorize="batch", chunk_size=chunk_size)
     assert calls == ([rows] if chunk_size is None else [rows // B] * B)
 
 

@@ -226,9 +226,9 @@ def compiled(impl: Callable, compile: bool) -> Callable:
     fast = _COMPILED[impl]
 
     def run(fn: Any, *args: Any) -> Any:
-        # compiling this fn failed before: do not retry. Under a transform (smoothgrad
-        # lifts a method with vmap) dynamo would mark the kernel's code as skipped for
-        # the rest of the process, so transformed calls run eagerly.
+        # compiling this fn failed before: do not retry. Under a transform (a vmap of
+        # the method) dynamo would mark the kernel's code as skipped for the rest of
+        # the process, so transformed calls run eagerly.
         if (impl, id(fn)) in _FAILED or is_transformed(args):
             return impl(fn, *args)
         try:
