@@ -724,7 +724,7 @@ BAD = [
     Bad(
         "fn_nan",
         "fn",
-        # NaN everywhere (log of a negative number); no target, so no first-row probe
+        # NaN everywhere (log of a negative number): only the check of fn's values catches it
         lambda s: _run(s, fn=lambda z: torch.log(-1.0 - z.square().sum(-1))),
     ),
     Bad(

@@ -12,7 +12,7 @@ all samples of a chunk are evaluated together, in one of two ways:
   cost, and works for ops without batching rules (e.g. the fused attention kernel
   of ``nn.MultiheadAttention``), but it is only correct when ``fn`` treats rows
   independently (true of eval-mode models; check yours with
-  ``tfx_explain.testing.axioms.batch_dependence``).
+  ``tfx_explain.testing.batch_independence_violation``).
 """
 
 from __future__ import annotations
