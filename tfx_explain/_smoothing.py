@@ -13,6 +13,7 @@ from torch.utils import _pytree as pytree
 
 from ._engine.batching import expand_targets, prepare
 from ._engine.checks import (
+    check_baseline,
     check_choice,
     check_chunk_size,
     check_flag,
@@ -22,6 +23,7 @@ from ._engine.checks import (
     leaf_names,
 )
 from ._engine.rows import check_vectorize, chunked, compiled, row_gradients
+from ._engine.targets import check_target
 
 __all__ = ["smoothgrad", "expected_gradients"]
 
@@ -129,9 +131,7 @@ def smoothgrad(
         batch = check_inputs(x, "x")
         if options.get("chunk_size") is not None:
             options["chunk_size"] = check_chunk_size(options["chunk_size"]) * n_samples
-        for name in ("target", "baseline"):
-            if name in options:
-                options[name] = _tile(options[name], x, batch, n_samples)
+        options = _tile(options, x, batch, n_samples)
 
         def noisy(leaf: torch.Tensor) -> torch.Tensor:
             # (B, *F) -> (B, N, *F) -> (B N, *F): the copies of sample b are rows b N + n
@@ -162,28 +162,24 @@ def smoothgrad(
     return smoothed
 
 
-def _tile(option: Any, x: Any, batch: int, n_samples: int) -> Any:
-    """Repeat each per-sample row of a ``target``/``baseline`` for the ``N`` copies.
+def _tile(options: dict[str, Any], x: Any, batch: int, n_samples: int) -> dict[str, Any]:
+    """Repeat a per-sample ``target`` and ``baseline`` for the ``N`` copies of each sample.
 
-    A tensor (leaf) whose leading dim is the batch (and, for a baseline leaf, with
-    as many dims as its leaf of ``x``) becomes ``(B N, ...)``; numbers, broadcast
-    rows ``(1, *F)`` and anything malformed pass unchanged, for ``method`` to check.
+    Both are checked against ``x`` first, so errors speak of the caller's shapes;
+    ``None``, an int target and a number baseline pass unchanged.
     """
-    if isinstance(option, torch.Tensor) and not option.is_floating_point():  # a target
-        if option.ndim in (1, 2) and option.shape[0] == batch:
-            return option.repeat_interleave(n_samples, dim=0)
-        return option
-    leaves, spec = pytree.tree_flatten(option)
-    x_leaves, x_spec = pytree.tree_flatten(x)
-    if spec != x_spec and not (isinstance(option, torch.Tensor) and len(x_leaves) == 1):
-        return option
-    tiled = [
-        b.repeat_interleave(n_samples, dim=0)
-        if isinstance(b, torch.Tensor) and b.ndim == leaf.ndim and b.shape[0] == batch > 1
-        else b
-        for b, leaf in zip(leaves, x_leaves if spec == x_spec else x_leaves[:1], strict=True)
-    ]
-    return pytree.tree_unflatten(tiled, spec)
+    options = dict(options)
+    target = options.get("target")
+    if target is not None and not isinstance(target, numbers.Integral):
+        target = check_target(target, batch)  # (B,) or (B, T)
+        options["target"] = target.repeat_interleave(n_samples, dim=0)
+    baseline = options.get("baseline")
+    if baseline is not None and not isinstance(baseline, numbers.Real):
+        baseline = check_baseline(baseline, x)  # leaves (B, *F)
+        options["baseline"] = pytree.tree_map(
+            lambda b: b.repeat_interleave(n_samples, dim=0), baseline
+        )
+    return options
 
 
 def _eg_samples(fn, x, t, index, alphas, baselines, vectorize, multiply):
