@@ -166,3 +166,37 @@ def test_a_method_runs_on_meta_tensors_with_its_static_checks_only():
     assert out.is_meta and out.shape == (2, 3)
     with pytest.raises(ValueError, match="fn must return shape"):
         tx.input_gradients(lambda z: z.sum(), torch.empty(2, 3, device="meta"))
+
+
+class _LargestTensor(torch.overrides.TorchFunctionMode):
+    """Records the largest number of elements of any tensor a torch function returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numel = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for leaf in torch.utils._pytree.tree_leaves(out):
+            if isinstance(leaf, torch.Tensor):
+                self.numel = max(self.numel, leaf.numel())
+        return out
+
+
+def test_expected_gradients_gathers_references_one_chunk_at_a_time():
+    # B samples x N draws x F features would be 32 x 16 x 4 = 2048 elements at once;
+    # with chunk_size=1 only the (B, N) draws and one sample's (N, F) rows exist
+    batch, n_draws, features = 32, 16, 4
+    x = torch.rand(batch, features, generator=_G().manual_seed(0), dtype=torch.float64)
+    refs = torch.rand(10, features, generator=_G().manual_seed(1), dtype=torch.float64)
+    watch = _LargestTensor()
+    with watch:
+        tx.expected_gradients(
+            lambda z: z.square().sum(-1),
+            x,
+            baselines=refs,
+            n_samples=n_draws,
+            generator=_G().manual_seed(2),
+            chunk_size=1,
+        )
+    assert watch.numel <= batch * n_draws < batch * n_draws * features
