@@ -6,20 +6,20 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
-from torch.func import grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
 from ._engine.batching import expand_targets, per_target, prepare
 from ._engine.checks import (
     check_baseline,
     check_choice,
+    check_flag,
     check_positive_int,
     check_structure,
+    has_values,
     is_transformed,
 )
 from ._engine.devices import like
-from ._engine.rows import check_vectorize, chunked, compiled, row_gradients
-from ._engine.targets import select_batch
+from ._engine.rows import check_vectorize, chunked, compiled, row_gradients, row_values, rows_of
 from ._quadrature import RULES, quadrature
 
 __all__ = [
@@ -27,26 +27,7 @@ __all__ = [
     "completeness_gap",
     "adaptive_integrated_gradients",
     "AdaptiveResult",
-    "ig_kernel",
 ]
-
-
-def ig_kernel(
-    f1: Callable, x1: Any, t1: Any, b1: Any, alphas: torch.Tensor, weights: torch.Tensor
-) -> tuple[Any, torch.Tensor]:
-    """Integrated gradients of one sample: ``(attributions (*F), path values (S,))``."""
-    delta = pytree.tree_map(torch.sub, x1, b1)
-
-    def point(leaf_b: torch.Tensor, leaf_d: torch.Tensor) -> torch.Tensor:
-        # (S,) x (*F) -> (S, *F)
-        a = alphas.to(leaf_d.dtype).reshape((-1,) + (1,) * leaf_d.ndim)
-        return leaf_b + a * leaf_d
-
-    path = pytree.tree_map(point, b1, delta)
-    grads, values = vmap(grad_and_value(f1), in_dims=(0, None))(path, t1)
-    # sum_s w_s grad(path_s): (S,) . (S, *F) -> (*F)
-    mean = pytree.tree_map(lambda g: torch.tensordot(weights.to(g.dtype), g, dims=1), grads)
-    return pytree.tree_map(torch.mul, delta, mean), values
 
 
 def integrated_gradients(
@@ -60,6 +41,7 @@ def integrated_gradients(
     chunk_size: int | None = None,
     vectorize: str = "auto",
     compile: bool = False,
+    multiply_by_inputs: bool = True,
 ) -> Any:
     """Integrated gradients along the straight path from ``baseline`` to ``x``.
 
@@ -75,7 +57,10 @@ def integrated_gradients(
     :math:`\\sum_i \\mathrm{IG}_i = f_t(x) - f_t(x')`, holds up to the quadrature
     error; measure it with :func:`completeness_gap`. All ``B x S`` path points are
     one vectorized evaluation, and the result is differentiable (``torch.func.grad``
-    through it gives exact second-order terms).
+    through it gives exact second-order terms). With ``multiply_by_inputs=False``
+    the factor :math:`(x_i - x'_i)` is left out: the result is the path-averaged
+    gradient :math:`\\sum_s w_s \\partial f_t(x' + \\alpha_s (x - x'))/\\partial x_i`
+    (Captum's ``multiply_by_inputs=False``), which is not complete.
 
     Args:
       fn: batched callable ``(B, *F) -> (B,)`` or ``(B, C)``.
@@ -90,6 +75,8 @@ def integrated_gradients(
         forward+backward over all path points; see :func:`input_gradients`).
       compile: run the path kernel through ``torch.compile`` (compiled once per
         ``fn`` and input shape, falling back to eager with a warning on failure).
+      multiply_by_inputs: multiply the path-averaged gradient by ``x - baseline``
+        (``True``, integrated gradients) or return it as is (``False``).
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -106,24 +93,33 @@ def integrated_gradients(
     """
     target, chunk_size = prepare(fn, x, target, chunk_size)
     vectorize = check_vectorize(vectorize)
+    multiply_by_inputs = check_flag(multiply_by_inputs, "multiply_by_inputs")
     baseline = check_baseline(baseline, x)
     alphas, weights = quadrature(rule, steps, **like(x))
-    return _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize, compile)
+    return _batched_ig(
+        fn, x, target, baseline, alphas, weights, chunk_size, vectorize, compile, multiply_by_inputs
+    )
 
 
-def _batched_ig(fn, x, target, baseline, alphas, weights, chunk_size, vectorize, compile=False):
+def _batched_ig(
+    fn, x, target, baseline, alphas, weights, chunk_size, vectorize, compile, multiply=True
+):
     targets, (x, baseline), unexpand = expand_targets(target, x, baseline)
     kernel = compiled(_ig_samples, compile)
 
     def evaluate(x, t, b):
-        return kernel(fn, x, t, b, alphas, weights, vectorize)
+        return kernel(fn, x, t, b, alphas, weights, vectorize, multiply)
 
     what = "on the path from baseline to x"
     return unexpand(chunked(evaluate, chunk_size, x, targets, baseline, what=what))
 
 
-def _ig_samples(fn, x, t, b, alphas, weights, vectorize):
-    """Integrated gradients of ``n`` samples: every path point is one row of one call."""
+def _ig_samples(fn, x, t, b, alphas, weights, vectorize, multiply=True):
+    """Integrated gradients of ``n`` samples: every path point is one row of one call.
+
+    Returns ``(attributions (n, *F), values (n S,))``; ``multiply=False`` leaves out
+    the ``x - b`` factor (the path-averaged gradient).
+    """
     steps = alphas.shape[0]
     delta = pytree.tree_map(torch.sub, x, b)
 
@@ -139,13 +135,22 @@ def _ig_samples(fn, x, t, b, alphas, weights, vectorize):
     def integrate(leaf_d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         # (n S, *F) -> (n, S, *F); sum_s w_s g_s -> (n, *F)
         g = g.reshape((leaf_d.shape[0], steps) + leaf_d.shape[1:])
-        return leaf_d * torch.tensordot(g, weights.to(g.dtype), dims=([1], [0]))
+        mean = torch.tensordot(g, weights.to(g.dtype), dims=([1], [0]))
+        return leaf_d * mean if multiply else mean
 
     return pytree.tree_map(integrate, delta, grads), values
 
 
 def completeness_gap(
-    fn: Callable, x: Any, attributions: Any, *, baseline: Any = None, target: Any = None
+    fn: Callable,
+    x: Any,
+    attributions: Any,
+    *,
+    baseline: Any = None,
+    target: Any = None,
+    chunk_size: int | None = None,
+    vectorize: str = "vmap",
+    compile: bool = False,
 ) -> torch.Tensor:
     """Per-sample completeness gap: attribution total minus the output change.
 
@@ -155,6 +160,8 @@ def completeness_gap(
 
     Zero for exact Shapley values and, up to quadrature error, for integrated
     gradients; not expected to vanish for local methods such as gradient x input.
+    :math:`f_t(x)` and :math:`f_t(x')` are ``2B`` rows of one call of the row
+    engine, so ``fn`` gets fresh copies, never the caller's ``x``.
 
     Args:
       fn: batched callable ``(B, *F) -> (B,)`` or ``(B, C)``.
@@ -163,6 +170,8 @@ def completeness_gap(
         ``(B, T)`` target.
       baseline: the baseline the attributions were computed against (``None``: zeros).
       target: the target they explain.
+      chunk_size, vectorize, compile: as in :func:`integrated_gradients` (2 rows per
+        sample).
 
     Returns:
       ``(B,)`` gaps, or ``(B, T)`` for a ``(B, T)`` target.
@@ -173,7 +182,8 @@ def completeness_gap(
       >>> completeness_gap(lambda x: x @ w, torch.ones(1, 2), torch.tensor([[1.0, -2.0]]))
       tensor([0.])
     """
-    target, _ = prepare(fn, x, target, None)
+    target, chunk_size = prepare(fn, x, target, chunk_size)
+    vectorize = check_vectorize(vectorize)
     baseline = check_baseline(baseline, x)
     multi = target is not None and target.ndim == 2
     leading = 2 if multi else 1
@@ -189,8 +199,26 @@ def completeness_gap(
             )
         totals.append(a.flatten(leading).sum(-1))
     total = torch.stack(totals).sum(0)
-    change = select_batch(fn(x), target) - select_batch(fn(baseline), target)
-    return total - change
+    return total - output_change(fn, x, target, baseline, chunk_size, vectorize, compile)
+
+
+def output_change(fn, x, target, baseline, chunk_size, vectorize, compile):
+    """``f_t(x) - f_t(baseline)`` per sample: ``(B,)``, or ``(B, T)`` for a ``(B, T)`` target."""
+    kernel = compiled(_change_samples, compile)
+
+    def evaluate(x, t, b):
+        return kernel(fn, x, t, b, vectorize)
+
+    return chunked(evaluate, chunk_size, x, target, baseline, what="at x or at the baseline")
+
+
+def _change_samples(fn, x, t, b, vectorize):
+    """Output changes of ``n`` samples from the ``2n`` rows ``[x; b]`` of one call."""
+    n = rows_of(x)
+    rows = pytree.tree_map(lambda leaf_x, leaf_b: torch.cat([leaf_x, leaf_b]), x, b)  # (2n, *F)
+    t_rows = None if t is None else torch.cat([t, t])
+    values = row_values(fn, rows, t_rows, vectorize=vectorize)  # (2n,) or (2n, T)
+    return values[:n] - values[n:], values
 
 
 class AdaptiveResult(NamedTuple):
@@ -216,6 +244,7 @@ def adaptive_integrated_gradients(
     rule: str = "gauss_legendre",
     chunk_size: int | None = None,
     vectorize: str = "auto",
+    compile: bool = False,
 ) -> AdaptiveResult:
     """Integrated gradients with per-sample step counts chosen to meet a completeness tolerance.
 
@@ -232,7 +261,8 @@ def adaptive_integrated_gradients(
     on the shapes-only ``meta`` device it stops after ``start_steps``).
 
     Args:
-      fn, x, baseline, rule, chunk_size, vectorize: as in :func:`integrated_gradients`.
+      fn, x, baseline, rule, chunk_size, vectorize, compile: as in
+        :func:`integrated_gradients`.
       target: ``None``, int or LongTensor ``(B,)``.
       tol: tolerance on ``|gap|`` (> 0).
       start_steps: first step count ``S_0 >= 1`` (``>= 2`` for the trapezoid rule).
@@ -248,7 +278,7 @@ def adaptive_integrated_gradients(
       >>> bool(result.gap.abs().max() <= 1e-10), result.steps.tolist()
       (True, [8, 8, 8])
     """
-    if is_transformed(x, meta=False):
+    if is_transformed(x):
         raise TypeError(
             "adaptive_integrated_gradients picks step counts from data and cannot run "
             "under torch.func transforms; use integrated_gradients with fixed steps"
@@ -263,7 +293,7 @@ def adaptive_integrated_gradients(
     if target is not None and target.ndim == 2:
         raise ValueError("target must be None, an int or a LongTensor (B,) here, got (B, T)")
     baseline = check_baseline(baseline, x)
-    change = select_batch(fn(x), target) - select_batch(fn(baseline), target)
+    change = output_change(fn, x, target, baseline, chunk_size, vectorize, compile)
     batch = change.shape[0]
 
     attr = pytree.tree_map(torch.zeros_like, x)
@@ -275,12 +305,12 @@ def adaptive_integrated_gradients(
         pick = pytree.tree_map(lambda leaf, i=todo: leaf[i], (x, baseline))
         t = None if target is None else target[todo]
         alphas, weights = quadrature(rule, steps, **like(x))
-        part = _batched_ig(fn, pick[0], t, pick[1], alphas, weights, chunk_size, vectorize)
+        part = _batched_ig(fn, pick[0], t, pick[1], alphas, weights, chunk_size, vectorize, compile)
         part_gap = _total(part) - change[todo]
         for leaf, new in zip(pytree.tree_leaves(attr), pytree.tree_leaves(part), strict=True):
             leaf[todo] = new
         used[todo], gap[todo] = steps, part_gap
-        if steps * 2 > max_steps or is_transformed(x):  # meta x: no gaps to compare
+        if steps * 2 > max_steps or not has_values(x):  # meta x: no gaps to compare
             break
         todo = todo[part_gap.abs() > tol]
         steps *= 2

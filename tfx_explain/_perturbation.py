@@ -18,7 +18,7 @@ from ._engine.devices import device_of
 from ._engine.masks import common_dtype, group_matrix, unflatten_rows, window_masks
 from ._engine.rows import check_vectorize, chunked, compiled, row_values, rows_of
 
-__all__ = ["occlusion", "feature_ablation", "perturbed_values", "flatten_batch", "first_sample"]
+__all__ = ["occlusion", "feature_ablation"]
 
 
 def perturbed_values(
@@ -109,7 +109,7 @@ def occlusion(
     window: Any,
     stride: Any = 1,
     clip: bool = False,
-    baseline: Any = 0.0,
+    baseline: Any = None,
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "auto",
@@ -142,7 +142,7 @@ def occlusion(
         multiple of ``stride_d``.
       clip: let the last window of a dim run over the edge, cut to the features
         that exist (Captum's placement). The mean over covering windows stays exact.
-      baseline: replacement value: a number (default 0.0) or a tensor (pytree)
+      baseline: replacement value: ``None`` (zeros), a number, or a tensor (pytree)
         broadcastable to ``x``.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``K + 1`` rows of ``fn``.
@@ -187,8 +187,8 @@ def feature_ablation(
     fn: Callable,
     x: Any,
     *,
-    groups: Any,
-    baseline: Any = 0.0,
+    groups: Any = None,
+    baseline: Any = None,
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "auto",
@@ -211,7 +211,7 @@ def feature_ablation(
         ``*F`` flattened, leaves concatenated in order), a leaf key of a dict/tuple
         ``x`` for a whole leaf, or ``(leaf key, indices)``. The groups must cover
         every feature exactly once. ``None``: one group per feature.
-      baseline: a number (default 0.0), or a tensor (pytree) broadcastable to ``x``.
+      baseline: ``None`` (zeros), a number, or a tensor (pytree) broadcastable to ``x``.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``G + 1`` rows of ``fn``.
       vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).

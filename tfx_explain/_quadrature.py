@@ -48,13 +48,15 @@ def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     return (nodes + 1.0) / 2.0, weights / 2.0
 
 
-RULES = {
+_RULES = {
     "riemann_left": _riemann_left,
     "riemann_right": _riemann_right,
     "riemann_middle": _riemann_middle,
     "riemann_trapezoid": _riemann_trapezoid,
     "gauss_legendre": _gauss_legendre,
 }
+RULES = tuple(_RULES)
+"""Names of the quadrature rules, for ``rule=``: ``("riemann_left", ..., "gauss_legendre")``."""
 
 
 def _sum_to_one(weights: np.ndarray) -> np.ndarray:
@@ -104,7 +106,7 @@ def quadrature(
     steps = check_positive_int(steps, "steps")
     if not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating dtype, got {dtype}")
-    alphas, weights = RULES[rule](steps)
+    alphas, weights = _RULES[rule](steps)
     weights = _sum_to_one(weights)
     return (
         torch.as_tensor(alphas, dtype=torch.float64).to(device=device, dtype=dtype),

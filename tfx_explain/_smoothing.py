@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.func import vmap
 from torch.utils import _pytree as pytree
 
-from ._engine.batching import check_values, expand_targets, prepare
+from ._engine.batching import expand_targets, prepare
 from ._engine.checks import (
+    check_baseline,
+    check_choice,
+    check_chunk_size,
+    check_flag,
     check_inputs,
     check_positive_int,
     check_structure,
-    is_transformed,
     leaf_names,
 )
 from ._engine.devices import draw
-from ._engine.masks import common_dtype
-from ._engine.rows import check_vectorize, chunked, row_gradients
+from ._engine.rows import check_vectorize, chunked, compiled, row_gradients
+from ._engine.targets import check_target
 
 __all__ = ["smoothgrad", "expected_gradients"]
+
+REDUCTIONS = ("mean", "mean_square", "variance")
 
 
 def _check_generator(generator: Any) -> None:
@@ -31,26 +36,65 @@ def _check_generator(generator: Any) -> None:
         raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
 
 
+def _check_scale(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
 def smoothgrad(
-    method: Callable, *, n_samples: int = 50, sigma: float = 0.1, generator=None
+    method: Callable,
+    *,
+    n_samples: int = 50,
+    sigma: float | None = None,
+    noise_level: float | None = None,
+    reduction: str = "mean",
+    generator: torch.Generator | None = None,
 ) -> Callable:
     """Turn an attribution method into its noise-averaged version (SmoothGrad, NoiseTunnel).
 
     .. math::
 
-        \\hat a(x) = \\frac{1}{N} \\sum_{n=1}^{N} a(x + \\sigma \\varepsilon_n),
-        \\qquad \\varepsilon_n \\sim \\mathcal{N}(0, I)
+        a_n = a(x + \\sigma \\varepsilon_n), \\quad \\varepsilon_n \\sim \\mathcal{N}(0, I):
+        \\qquad \\frac{1}{N} \\sum_n a_n \\;(\\texttt{"mean"}), \\quad
+        \\frac{1}{N} \\sum_n a_n^2 \\;(\\texttt{"mean_square"}), \\quad
+        \\frac{1}{N} \\sum_n \\Big(a_n - \\frac{1}{N} \\sum_m a_m\\Big)^2
+        \\;(\\texttt{"variance"})
 
-    with :math:`a` = ``method``, :math:`N` = ``n_samples`` and :math:`\\sigma` =
-    ``sigma`` in the units of ``x`` (scale it to your inputs' range). The returned
-    function has ``method``'s signature; all ``N`` noisy copies are one vmapped call.
-    The noise is drawn from ``generator`` at each call.
+    with :math:`a` = ``method`` and :math:`N` = ``n_samples``: SmoothGrad,
+    SmoothGrad-squared and VarGrad (Captum's NoiseTunnel ``smoothgrad``,
+    ``smoothgrad_sq`` and ``vargrad``; the variance divides by ``N``). The noise
+    scale is either ``sigma``, in the units of ``x``, or ``noise_level`` relative
+    to each sample's range: :math:`\\sigma_b = \\texttt{noise\\_level} \\cdot
+    (\\max_i x_{b,i} - \\min_i x_{b,i})`, the max and min taken over the features
+    of sample ``b`` in each leaf of ``x`` separately (Smilkov et al.'s noise
+    level). Pass at most one of them; with neither, ``sigma = 0.1``.
+
+    The ``N`` noisy copies of every sample are ``N`` samples of one call of
+    ``method``, so they are evaluated by the same batched row engine as the
+    method itself: a per-sample ``target`` or ``baseline`` is repeated for each
+    copy, ``fn``'s outputs are checked on the rows it evaluates anyway, and a
+    random ``method`` (expected gradients, sampled Shapley values) draws for every
+    copy. ``chunk_size`` counts samples of ``x``: ``chunk_size * N`` copies are
+    evaluated at once, so memory for ``fn`` grows with ``chunk_size x N x``
+    ``method``'s rows per sample; the noisy copies themselves (``N`` times the
+    size of ``x``) are drawn at once, so that the noise does not depend on the
+    chunk size. The noise is drawn from ``generator`` at each call.
 
     Args:
       method: an attribution function ``method(fn, x, **options)`` returning
-        tensors of ``x``'s structure, e.g. :func:`input_gradients`.
+        tensors of ``x``'s structure with a leading batch dimension, e.g.
+        :func:`input_gradients`.
       n_samples: number of noisy copies ``N >= 1``.
-      sigma: noise standard deviation (``>= 0``).
+      sigma: noise standard deviation (``>= 0``) in the units of ``x``.
+      noise_level: noise standard deviation (``>= 0``) relative to each sample's
+        range (see above).
+      reduction: ``"mean"`` (SmoothGrad), ``"mean_square"`` (SmoothGrad-squared) or
+        ``"variance"`` (VarGrad).
       generator: ``torch.Generator`` for the noise (``None``: the global one).
 
     Returns:
@@ -65,43 +109,88 @@ def smoothgrad(
               [1., 1., 1.]])
 
     References:
-      Smilkov et al., "SmoothGrad: removing noise by adding noise", 2017.
+      Smilkov et al., "SmoothGrad: removing noise by adding noise", 2017;
+      Adebayo et al., "Local Explanation Methods for Deep Neural Networks Lack
+      Sensitivity to Parameter Values", 2018 (VarGrad).
     """
     if not callable(method):
         raise TypeError(f"method must be an attribution function, got {method!r}")
     n_samples = check_positive_int(n_samples, "n_samples")
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma >= 0:
-        raise ValueError(f"sigma must be a number >= 0, got {sigma!r}")
+    sigma = _check_scale(sigma, "sigma")
+    noise_level = _check_scale(noise_level, "noise_level")
+    if sigma is not None and noise_level is not None:
+        raise ValueError(
+            f"pass sigma or noise_level, not both (got sigma={sigma}, noise_level={noise_level})"
+        )
+    if sigma is None and noise_level is None:
+        sigma = 0.1
+    reduction = check_choice(reduction, "reduction", REDUCTIONS)
     _check_generator(generator)
 
     @functools.wraps(method)
     def smoothed(fn: Callable, x: Any, **options: Any) -> Any:
-        check_inputs(x, "x")
+        batch = check_inputs(x, "x")
+        if options.get("chunk_size") is not None:
+            options["chunk_size"] = check_chunk_size(options["chunk_size"]) * n_samples
+        options = _tile(options, x, batch, n_samples)
 
         def noisy(leaf: torch.Tensor) -> torch.Tensor:
-            # (B, *F) -> (N, B, *F)
-            shape, device = (n_samples,) + leaf.shape, leaf.device
-            eps = draw(torch.randn, shape, generator=generator, device=device, dtype=leaf.dtype)
-            return leaf + sigma * eps
+            # (B, *F) -> (B, N, *F) -> (B N, *F): the copies of sample b are rows b N + n
+            shape = (batch, n_samples) + leaf.shape[1:]
+            eps = draw(
+                torch.randn, shape, generator=generator, device=leaf.device, dtype=leaf.dtype
+            )
+            lead = (batch, 1) + (1,) * (leaf.ndim - 1)
+            if noise_level is None:
+                scale = sigma
+            else:  # (B, *F) -> (B,) -> (B, 1, ...): each sample's range in this leaf
+                flat = leaf.flatten(1)
+                scale = noise_level * (flat.amax(1) - flat.amin(1)).reshape(lead)
+            return (leaf.unsqueeze(1) + scale * eps).flatten(0, 1)
 
-        copies = pytree.tree_map(noisy, x)
-        attr = vmap(lambda xn: method(fn, xn, **options))(copies)
-        if not is_transformed(x):
-            # under this vmap the method skips its checks of fn's values: redo them on
-            # the noisy copies (one extra forward pass) and on the attributions
-            rows = pytree.tree_map(lambda c: c.flatten(0, 1), copies)  # (N B, *F)
-            check_values(fn(rows), "at a noisy copy of x")
-            for a in pytree.tree_leaves(attr):
-                check_values(a, "in the attributions of a noisy copy of x")
-        return pytree.tree_map(lambda a: a.mean(0), attr)
+        attr = method(fn, pytree.tree_map(noisy, x), **options)
+
+        def reduce(a: torch.Tensor) -> torch.Tensor:
+            a = a.reshape((batch, n_samples) + a.shape[1:])  # (B N, ...) -> (B, N, ...)
+            if reduction == "mean":
+                return a.mean(1)
+            if reduction == "mean_square":
+                return a.square().mean(1)
+            return (a - a.mean(1, keepdim=True)).square().mean(1)
+
+        return pytree.tree_map(reduce, attr)
 
     smoothed.__name__ = f"smoothgrad_{getattr(method, '__name__', 'method')}"
     return smoothed
 
 
-def _eg_samples(fn, x, t, refs, alphas, vectorize):
-    """Expected gradients of ``n`` samples; ``refs (n, N, *F)``, ``alphas (n, N)``."""
+def _tile(options: dict[str, Any], x: Any, batch: int, n_samples: int) -> dict[str, Any]:
+    """Repeat a per-sample ``target`` and ``baseline`` for the ``N`` copies of each sample.
+
+    Both are checked against ``x`` first, so errors speak of the caller's shapes;
+    ``None``, an int target and a number baseline pass unchanged.
+    """
+    options = dict(options)
+    target = options.get("target")
+    if target is not None and not isinstance(target, numbers.Integral):
+        target = check_target(target, batch)  # (B,) or (B, T)
+        options["target"] = target.repeat_interleave(n_samples, dim=0)
+    baseline = options.get("baseline")
+    if baseline is not None and not isinstance(baseline, numbers.Real):
+        baseline = check_baseline(baseline, x)  # leaves (B, *F)
+        options["baseline"] = pytree.tree_map(
+            lambda b: b.repeat_interleave(n_samples, dim=0), baseline
+        )
+    return options
+
+
+def _eg_samples(fn, x, t, index, alphas, baselines, vectorize, multiply):
+    """Expected gradients of ``n`` samples; ``index``, ``alphas (n, N)``, ``baselines (M, *F)``.
+
+    The ``(n, N, *F)`` references are gathered here, one chunk at a time.
+    """
     n_draws = alphas.shape[1]
+    refs = pytree.tree_map(lambda b, leaf: b.to(leaf.dtype)[index], baselines, x)  # (n, N, *F)
 
     # (n, 1, *F) - (n, N, *F) -> (n, N, *F)
     delta = pytree.tree_map(lambda leaf_x, leaf_r: leaf_x.unsqueeze(1) - leaf_r, x, refs)
@@ -114,7 +203,10 @@ def _eg_samples(fn, x, t, refs, alphas, vectorize):
     rows = pytree.tree_map(points, refs, delta)
     t_rows = None if t is None else t.repeat_interleave(n_draws)
     grads, values = row_gradients(fn, rows, t_rows, vectorize=vectorize)
-    attr = pytree.tree_map(lambda d, g: (d * g.reshape(d.shape)).mean(1), delta, grads)
+    if multiply:
+        attr = pytree.tree_map(lambda d, g: (d * g.reshape(d.shape)).mean(1), delta, grads)
+    else:  # (n N, *F) -> (n, N, *F) -> (n, *F)
+        attr = pytree.tree_map(lambda d, g: g.reshape(d.shape).mean(1), delta, grads)
     return attr, values
 
 
@@ -128,6 +220,8 @@ def expected_gradients(
     target: Any = None,
     chunk_size: int | None = None,
     vectorize: str = "auto",
+    compile: bool = False,
+    multiply_by_inputs: bool = True,
 ) -> Any:
     """Expected gradients: integrated gradients averaged over a baseline distribution.
 
@@ -141,7 +235,10 @@ def expected_gradients(
     with :math:`x'^{(n)}` drawn uniformly from the rows of ``baselines`` and
     :math:`\\alpha_n` uniform, independently for each sample, from ``generator``.
     Completeness holds in expectation: :math:`\\mathbb{E}[\\sum_i \\mathrm{EG}_i]
-    = f_t(x) - \\mathbb{E}_{x'}[f_t(x')]`. This is GradientSHAP without input noise.
+    = f_t(x) - \\mathbb{E}_{x'}[f_t(x')]`. This is GradientSHAP without input noise
+    (``smoothgrad(expected_gradients, ...)`` adds it). With
+    ``multiply_by_inputs=False`` the factor :math:`(x_i - x'^{(n)}_i)` is left out:
+    the mean gradient at the drawn path points (Captum's ``multiply_by_inputs``).
 
     Args:
       fn: batched callable ``(B, *F) -> (B,)`` or ``(B, C)``.
@@ -150,8 +247,11 @@ def expected_gradients(
       n_samples: draws ``N >= 1`` per sample.
       generator: ``torch.Generator`` for the draws.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
-      chunk_size: samples evaluated at once; each costs ``N`` rows of ``fn``.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      chunk_size: samples evaluated at once; each costs ``N`` rows of ``fn``, and
+        only those samples' ``(N, *F)`` references are gathered at once.
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
+      multiply_by_inputs: multiply each gradient by ``x - x'`` (``True``) or not.
 
     Returns:
       Attributions shaped like ``x`` (``(B, T, *F)`` for a ``(B, T)`` target).
@@ -169,6 +269,7 @@ def expected_gradients(
     """
     target, chunk_size = prepare(fn, x, target, chunk_size)
     vectorize = check_vectorize(vectorize)
+    multiply_by_inputs = check_flag(multiply_by_inputs, "multiply_by_inputs")
     n_samples = check_positive_int(n_samples, "n_samples")
     _check_generator(generator)
     n_refs = check_inputs(baselines, "baselines")
@@ -184,16 +285,14 @@ def expected_gradients(
     draws = {"generator": generator, "device": device}
     index = draw(torch.randint, n_refs, (batch, n_samples), **draws)  # (B, N)
     alphas = draw(torch.rand, (batch, n_samples), dtype=torch.float64, **draws)
-    alphas = alphas.to(common_dtype(x))  # drawn in float64 whatever x's dtype: same numbers
-    # (M, *F) -> (B, N, *F): the baselines move to x's device once
-    refs = pytree.tree_map(
-        lambda b, leaf: b.to(device=leaf.device, dtype=leaf.dtype)[index], baselines, x
-    )
+    # (M, *F): the baselines move to x's device once; each chunk gathers its own rows
+    baselines = pytree.tree_map(lambda b, leaf: b.to(leaf.device), baselines, x)
 
-    targets, (x, refs, alphas), unexpand = expand_targets(target, x, refs, alphas)
+    targets, (x, index, alphas), unexpand = expand_targets(target, x, index, alphas)
+    kernel = compiled(_eg_samples, compile)
 
-    def evaluate(x, t, refs, alphas):
-        return _eg_samples(fn, x, t, refs, alphas, vectorize)
+    def evaluate(x, t, index, alphas):
+        return kernel(fn, x, t, index, alphas, baselines, vectorize, multiply_by_inputs)
 
-    attr = chunked(evaluate, chunk_size, x, targets, refs, alphas, what="between a baseline and x")
-    return unexpand(attr)
+    what = "between a baseline and x"
+    return unexpand(chunked(evaluate, chunk_size, x, targets, index, alphas, what=what))

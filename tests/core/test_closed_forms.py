@@ -454,3 +454,118 @@ def test_integrated_hessian_rows_sum_to_integrated_gradients_in_the_limit():
         ig = tx.integrated_gradients(fn, x, baseline=baseline, steps=steps)
         errors.append(float((gamma.sum(-1) - ig).abs().max()))
     assert errors[0] > errors[1] > errors[2] and errors[3] < 1e-9, errors
+
+
+# ---- NoiseTunnel variants and multiply_by_inputs ------------------------------------------
+
+
+def test_vargrad_of_a_linear_fn_is_zero_and_smoothgrad_sq_is_w_squared():
+    # the gradient of a linear fn is the same at every noisy copy
+    fn, weights = _linear()
+    x, _, target = _data()
+    w = _columns(weights, target)
+    for noise in ({"sigma": 0.5}, {"noise_level": 0.2}):
+        var = tx.smoothgrad(
+            tx.input_gradients, n_samples=8, reduction="variance", generator=_gen(0), **noise
+        )
+        square = tx.smoothgrad(
+            tx.input_gradients, n_samples=8, reduction="mean_square", generator=_gen(0), **noise
+        )
+        _close(var(fn, x, target=target), torch.zeros_like(x))
+        _close(square(fn, x, target=target), w.square())
+
+
+def test_smoothgrad_sq_and_vargrad_of_gradient_x_input_have_their_closed_forms():
+    # a_n = w (x + sigma eps_n): the mean square is w^2 (x^2 + 2 x sigma mean(eps) +
+    # sigma^2 mean(eps^2)) and the variance w^2 sigma^2 var(eps), for the same draws
+    fn, weights = _linear()
+    x, _, target = _data()
+    w, sigma, n = _columns(weights, target), 0.3, 6
+
+    def run(reduction):
+        smooth = tx.smoothgrad(
+            tx.gradient_x_input, n_samples=n, sigma=sigma, reduction=reduction, generator=_gen(4)
+        )
+        return smooth(fn, x, target=target)
+
+    eps = (run("mean") / w - x) / sigma  # the mean of the draws, per feature
+    mean_square, variance = run("mean_square"), run("variance")
+    # mean square - variance = square of the mean, for any draws
+    _close(mean_square - variance, (w * (x + sigma * eps)).square(), atol=1e-10)
+    assert bool((variance > 0).all())
+    z = variance / (w * sigma).square()  # var of 6 standard normals: E = 5/6
+    assert 0.5 < float(z.mean()) < 1.2
+
+
+def test_noise_level_is_relative_to_each_samples_range():
+    # noise_level scales the noise with max - min of each sample, so a scaled input gets
+    # exactly scaled attributions of a linear fn; an absolute sigma does not
+    fn, weights = _linear()
+    x, _, target = _data()
+    for noise, equivariant in (({"noise_level": 0.1}, True), ({"sigma": 0.1}, False)):
+        smooth = tx.smoothgrad(tx.gradient_x_input, n_samples=4, **noise, generator=_gen(3))
+        small = smooth(fn, x, target=target)
+        smooth = tx.smoothgrad(tx.gradient_x_input, n_samples=4, **noise, generator=_gen(3))
+        large = smooth(fn, 100.0 * x, target=target)
+        assert torch.allclose(large, 100.0 * small, rtol=1e-12, atol=1e-10) is equivariant
+    # per sample: VarGrad of w (x + sigma_b eps) is w^2 sigma_b^2 var(eps), sigma_b from b's range
+    scale = torch.tensor([[1.0], [10.0], [0.1], [3.0]], dtype=F64)
+    spread = x * scale
+    ranges = spread.amax(1, keepdim=True) - spread.amin(1, keepdim=True)
+    var = tx.smoothgrad(
+        tx.gradient_x_input, n_samples=400, noise_level=0.2, reduction="variance", generator=_gen(5)
+    )
+    z = var(fn, spread, target=target) / (_columns(weights, target) * 0.2 * ranges).square()
+    assert bool(((z > 0.8) & (z < 1.2)).all()), z
+
+
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"reduction": "median"}, "reduction"),
+        ({"sigma": 0.1, "noise_level": 0.1}, "noise_level"),
+        ({"noise_level": -1.0}, "noise_level"),
+        ({"noise_level": float("inf")}, "noise_level"),
+    ],
+)
+def test_smoothgrad_noise_options_are_checked(options, argument):
+    with pytest.raises((ValueError, TypeError), match=rf"\b{argument}\b"):
+        tx.smoothgrad(tx.input_gradients, **options)
+
+
+def test_smoothgrad_of_random_methods_draws_for_every_copy():
+    # a random inner method is called once on all N noisy copies: no vmap randomness error.
+    # With sigma = 0 the copies are x itself, so the closed forms of the inner method hold.
+    fn, weights = _linear()
+    x, baseline, target = _data()
+    w = _columns(weights, target)
+    reference = torch.randn(1, D, generator=_gen(6), dtype=F64)
+    eg = tx.smoothgrad(tx.expected_gradients, n_samples=3, sigma=0.0, generator=_gen(1))
+    _close(eg(fn, x, baselines=reference, n_samples=4, target=target), w * (x - reference))
+    shapley = tx.smoothgrad(tx.shapley_values, n_samples=3, sigma=0.0, generator=_gen(1))
+    attr = shapley(fn, x, baseline=baseline, n_permutations=4, target=target)
+    _close(attr, w * (x - baseline))  # per-sample baselines are repeated for each copy
+    # with noise: GradientSHAP, complete in expectation; here just finite and shaped
+    noisy = tx.smoothgrad(tx.expected_gradients, n_samples=3, sigma=0.1, generator=_gen(1))
+    attr = noisy(fn, x, baselines=reference, n_samples=4, generator=_gen(2), target=target)
+    assert attr.shape == x.shape and bool(torch.isfinite(attr).all())
+
+
+def test_multiply_by_inputs_false_gives_the_path_averaged_gradient():
+    fn, weights = _linear()
+    x, baseline, target = _data()
+    w = _columns(weights, target)
+    ig = tx.integrated_gradients(
+        fn, x, baseline=baseline, target=target, steps=3, multiply_by_inputs=False
+    )
+    eg = tx.expected_gradients(
+        fn, x, baselines=baseline, target=target, generator=_gen(0), multiply_by_inputs=False
+    )
+    _close(ig, w)
+    _close(eg, w)
+    # on a curved fn: IG = (x - x') times the path-averaged gradient, same nodes
+    net = _mlp()
+    mean = tx.integrated_gradients(net, x, baseline=baseline, steps=5, multiply_by_inputs=False)
+    _close(tx.integrated_gradients(net, x, baseline=baseline, steps=5), (x - baseline) * mean)
+    with pytest.raises(TypeError, match=r"\bmultiply_by_inputs\b"):
+        tx.integrated_gradients(net, x, multiply_by_inputs=1)

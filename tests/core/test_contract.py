@@ -90,6 +90,19 @@ def _flat(tree: Any, lead: int = 1) -> torch.Tensor:
     return torch.cat([leaf.flatten(lead) for leaf in pytree.tree_leaves(tree)], dim=lead)
 
 
+def _flat_pairs(gamma: Any, x: Any) -> torch.Tensor:
+    """Pairwise results ``gamma[i][j] (B, *F_i, *F_j)`` as one ``(B, D, D)`` tensor."""
+    if isinstance(gamma, torch.Tensor):
+        return gamma.reshape(gamma.shape[0], _n_features(x), -1)
+    x_leaves, spec = pytree.tree_flatten(x)
+    rows = []
+    for i, row in enumerate(spec.flatten_up_to(gamma)):  # row i: a tree like x
+        d_i = math.prod(x_leaves[i].shape[1:])
+        blocks = [block.reshape(block.shape[0], d_i, -1) for block in spec.flatten_up_to(row)]
+        rows.append(torch.cat(blocks, dim=2))
+    return torch.cat(rows, dim=1)
+
+
 def _target(batch=B) -> torch.Tensor:
     return torch.tensor([0, 2, 1, 2, 0, 1, 1])[:batch]
 
@@ -359,7 +372,6 @@ SPECS = [
         tx.integrated_hessians,
         lambda x: {"baseline": _baseline(x), "steps": 3},
         pairwise=True,
-        tree=False,
         steps=True,
     ),
     Spec(
@@ -386,11 +398,13 @@ SPECS = [
 # functions outside transforms): same contract
 SPECS += [
     Spec(f"{s.name}[{v}]", s.method, lambda x, s=s, v=v: {**s.options(x), "vectorize": v},
-         **{k: getattr(s, k) for k in ("tree", "baseline", "steps", "groups", "occlusion")})
+         **{k: getattr(s, k) for k in ("tree", "baseline", "steps", "groups", "occlusion",
+                                       "pairwise")})
     for v in ("batch", "vmap")
     for s in SPECS
     if s.name in ("input_gradients", "gradient_x_input", "integrated_gradients[gauss_legendre]",
-                  "occlusion", "feature_ablation", "kernel_shap[exact]", "lime")
+                  "occlusion", "feature_ablation", "kernel_shap[exact]", "lime",
+                  "integrated_hessians")
 ]  # fmt: skip
 
 
@@ -561,6 +575,46 @@ def test_no_mutation(spec, requires_grad):
     assert all(p.grad is None for p in net.parameters())
 
 
+def _writes_to_its_argument(fn: Callable) -> Callable:
+    """``fn`` of its argument doubled in place: a careless preprocessing step."""
+
+    def careless(z: Any) -> torch.Tensor:
+        for leaf in pytree.tree_leaves(z):
+            leaf.mul_(2.0)
+        return fn(z)
+
+    return careless
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=repr)
+def test_fn_writing_to_its_argument_does_not_change_x(spec):
+    # the engine hands fn rows it owns (autograd forbids writing to a differentiated
+    # input, so gradient rows are copies): x is untouched and fn sees what it expects
+    fn, x, target = _mlp(4), _x(), _target()
+    x_before = x.clone()
+    attr = spec.run(_writes_to_its_argument(fn), x, target=target)
+    assert torch.equal(x, x_before)
+    _close(attr, spec.run(lambda z: fn(2.0 * z), x, target=target), atol=1e-12)
+
+
+@pytest.mark.parametrize("vectorize", ["vmap", "batch"])
+def test_completeness_gap_and_adaptive_ig_never_pass_x_itself_to_fn(vectorize):
+    fn, x, target = _mlp(4), _x(), _target()
+    x_before = x.clone()
+    twin = lambda z: fn(2.0 * z)  # noqa: E731 - what the careless fn computes
+    attr = torch.ones_like(x)
+    gap = tx.completeness_gap(
+        _writes_to_its_argument(fn), x, attr, target=target, vectorize=vectorize
+    )
+    assert torch.equal(x, x_before)
+    _close(gap, tx.completeness_gap(twin, x, attr, target=target), atol=1e-12)
+    result = tx.adaptive_integrated_gradients(
+        _writes_to_its_argument(lambda z: fn(z)[:, 0]), x, vectorize=vectorize, tol=1e-3
+    )
+    assert torch.equal(x, x_before)
+    assert float(result.gap.abs().max()) <= 1e-3
+
+
 # ---- differentiability, vmap, compile -------------------------------------------------------
 
 
@@ -680,11 +734,25 @@ def test_pytree_input(spec):
     attr = spec.run(fn, x, target=target)
     assert isinstance(attr, dict) and attr.keys() == x.keys()
     for key in x:
-        assert attr[key].shape == x[key].shape and attr[key].dtype == x[key].dtype
+        if spec.pairwise:  # attr[i][j]: (B, *F_i, *F_j), nested like x twice
+            assert isinstance(attr[key], dict) and attr[key].keys() == x.keys()
+            for other in x:
+                assert attr[key][other].shape == x[key].shape + x[other].shape[1:]
+                assert attr[key][other].dtype == x[key].dtype
+        else:
+            assert attr[key].shape == x[key].shape and attr[key].dtype == x[key].dtype
     # the tree is its flat (B, 5) concatenation split back into leaves
     # (smoothgrad draws its noise leaf by leaf, so it is compared at sigma = 0)
     run = spec.layout_free if spec.noise_per_leaf else spec
-    flat = run.run(fn, _flat(x), target=target)
+    flat_x = _flat(x)
+    if spec.pairwise:
+        flat = run.run(fn, flat_x, target=target)
+        _close(_flat_pairs(run.run(fn, x, target=target), x), flat, atol=1e-12)
+        as_tuple = run.run(fn, (x["u"], x["v"]), target=target)
+        assert isinstance(as_tuple, tuple) and all(isinstance(row, tuple) for row in as_tuple)
+        _close(_flat_pairs(as_tuple, (x["u"], x["v"])), flat, atol=1e-12)
+        return
+    flat = run.run(fn, flat_x, target=target)
     _close(_flat(run.run(fn, x, target=target)), flat, atol=1e-12)
     # a tuple tree works the same way
     as_tuple = run.run(fn, (x["u"], x["v"]), target=target)
@@ -693,10 +761,8 @@ def test_pytree_input(spec):
 
 
 def test_pytree_refused_where_unsupported():
-    refs = {"baselines": _x_tree()}
-    for method, kw in ((tx.integrated_hessians, {}), (tx.expected_hessians, refs)):
-        with pytest.raises(TypeError, match=r"\bx\b|dict"):
-            method(_mlp(5), _x_tree(), target=0, **kw)
+    with pytest.raises(TypeError, match=r"\bx\b|dict"):
+        tx.expected_hessians(_mlp(5), _x_tree(), target=0, baselines=_x_tree())
 
 
 # ---- argument validation -------------------------------------------------------------------
@@ -812,7 +878,7 @@ BAD = [
     Bad(
         "fn_nan",
         "fn",
-        # NaN everywhere (log of a negative number); no target, so no first-row probe
+        # NaN everywhere (log of a negative number): only the check of fn's values catches it
         lambda s: _run(s, fn=lambda z: torch.log(-1.0 - z.square().sum(-1))),
     ),
     Bad(

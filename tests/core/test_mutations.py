@@ -26,7 +26,7 @@ from tfx_explain import (
     integrated_gradients,
     occlusion,
 )
-from tfx_explain._engine.masks import coalitions, shapley_weights
+from tfx_explain._engine.masks import coalitions
 from tfx_explain.testing import (
     additive_models,
     baselines,
@@ -137,13 +137,26 @@ def banzhaf_weight(size, n):
     return 1.0 / 2 ** (n - 1)
 
 
+def coalition_weights(present):
+    """``C (K, G)`` with ``phi = v @ C`` for coalition values ``v`` (the library's weights
+    in one table: ``|S|!(G-|S|-1)!/G!`` for rows without ``g``, with the sign flipped)."""
+    n_groups = present.shape[1]
+    size = present.sum(1)
+    table = torch.tensor(
+        [shapley_weight(s, n_groups) for s in range(n_groups)], dtype=torch.float64
+    )
+    inside = table[(size - 1).clamp(min=0)][:, None].expand(-1, n_groups)
+    outside = -table[size.clamp(max=n_groups - 1)][:, None].expand(-1, n_groups)
+    return torch.where(present, inside, outside)
+
+
 def coalition_sum_shapley(fn, x, *, baseline=None):
     """Mutant: exact Shapley values as one weighted sum of coalition values (no marginals)."""
     b = full(0.0 if baseline is None else baseline, x)
     present = coalitions(x.shape[1])  # (K, F)
     rows = torch.where(present[None], x[:, None], b[:, None])  # (B, K, F)
     values = fn(rows.reshape(-1, x.shape[1])).reshape(x.shape[0], -1)  # (B, K)
-    return values @ shapley_weights(present).to(x.dtype)
+    return values @ coalition_weights(present).to(x.dtype)
 
 
 def mean_baseline_ig(fn, x, **options):

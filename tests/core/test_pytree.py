@@ -263,7 +263,29 @@ def test_group_indices_outside_the_leaf_are_refused():
 
 
 def test_methods_without_tree_support_say_so():
-    refs = {"baselines": _tree()}
-    for method, kw in ((tx.integrated_hessians, {}), (tx.expected_hessians, refs)):
-        with pytest.raises(TypeError, match=r"dict|tuple|tensor"):
-            method(_fn, _tree(), target=0, **kw)
+    with pytest.raises(TypeError, match=r"dict|tuple|tensor"):
+        tx.expected_hessians(_fn, _tree(), target=0, baselines=_tree())
+
+
+@pytest.mark.parametrize("kind", ["dict", "tuple"])
+def test_integrated_hessians_of_a_tree_are_the_blocks_of_its_flat_version(kind):
+    # gamma[i][j] (B, *F_i, *F_j) is the (leaf i, leaf j) block of the flat (B, 7, 7) result
+    tree = _tree()
+    x = tree if kind == "dict" else _as_tuple(tree)
+    keys = ["u", "v"] if kind == "dict" else [0, 1]
+    options = {"target": TARGET, "steps": 3, "baseline": 0.5}
+    gamma = tx.integrated_hessians(_fn, x, **options)
+    flat = tx.integrated_hessians(_fn, _flat(tree), **options)
+    spans = {keys[0]: slice(0, 3), keys[1]: slice(3, 7)}
+    leaves = dict(zip(keys, pytree.tree_leaves(x), strict=True))
+    for i in keys:
+        assert type(gamma[i]) is type(x)
+        for j in keys:
+            block = gamma[i][j]
+            assert block.shape == leaves[i].shape + leaves[j].shape[1:]
+            torch.testing.assert_close(
+                block.reshape(B, leaves[i][0].numel(), -1),
+                flat[:, spans[i], spans[j]],
+                rtol=0.0,
+                atol=1e-12,
+            )

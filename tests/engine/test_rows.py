@@ -54,3 +54,149 @@ def test_chunked_keeps_autograd_when_the_result_needs_it():
     out = chunked(lambda a: (a.sin(), a.sum(-1)), 2, a, what="here")
     out.sum().backward()
     torch.testing.assert_close(a.grad, a.detach().cos())
+
+
+# ---- the engine is the only caller of fn, once per chunk, on exactly the rows needed ---------
+
+B, N, S = 3, 4, 5
+
+
+def _counting(fn):
+    """``fn`` that records the number of rows of every call."""
+    calls = []
+
+    def counted(x):
+        calls.append(x.shape[0])
+        return fn(x)
+
+    return counted, calls
+
+
+def _two_outputs(x):
+    return torch.stack([x @ W, -(x @ W)], dim=1)  # (B, 2)
+
+
+_X = torch.tensor([[0.1, 0.2, 0.3], [0.2, 0.1, 0.0], [0.5, 0.5, 0.5]], dtype=torch.float64)
+_REFS = torch.zeros(2, 3, dtype=torch.float64)
+_G = torch.Generator
+
+
+@pytest.mark.parametrize(
+    ("method", "rows"),
+    [
+        (lambda fn, **kw: tx.input_gradients(fn, _X, **kw), B),
+        (lambda fn, **kw: tx.integrated_gradients(fn, _X, steps=S, **kw), B * S),
+        (lambda fn, **kw: tx.integrated_hessians(fn, _X, steps=S, **kw), B * S * S),
+        (lambda fn, **kw: tx.occlusion(fn, _X, window=1, **kw), B * 4),
+        (lambda fn, **kw: tx.completeness_gap(fn, _X, torch.zeros_like(_X), **kw), 2 * B),
+        (
+            lambda fn, **kw: tx.expected_gradients(
+                fn, _X, baselines=_REFS, n_samples=N, generator=_G().manual_seed(0), **kw
+            ),
+            B * N,
+        ),
+        (
+            lambda fn, **kw: tx.smoothgrad(tx.input_gradients, n_samples=N, generator=_G())(
+                fn, _X, **kw
+            ),
+            B * N,
+        ),
+        (
+            lambda fn, **kw: tx.smoothgrad(tx.integrated_gradients, n_samples=N, generator=_G())(
+                fn, _X, steps=S, **kw
+            ),
+            B * N * S,
+        ),
+    ],
+    ids=["input_gradients", "ig", "ih", "occlusion", "gap", "eg", "smoothgrad", "smoothgrad_ig"],
+)
+@pytest.mark.parametrize("chunk_size", [None, 1])
+def test_fn_is_called_once_per_chunk_on_exactly_the_rows_needed(method, rows, chunk_size):
+    # vectorize="batch" hands fn the rows themselves: no first-row probe of the target,
+    # no extra forward pass to check values, and chunks of chunk_size samples' rows
+    fn, calls = _counting(_two_outputs)
+    method(fn, target=1, vectorize="batch", chunk_size=chunk_size)
+    assert calls == ([rows] if chunk_size is None else [rows // B] * B)
+
+
+def test_adaptive_integrated_gradients_calls_fn_only_through_the_engine():
+    # one call for f(x) - f(baseline) (2B rows), then one per round of doubling steps
+    fn, calls = _counting(lambda x: torch.sin(3.0 * x) @ W)
+    x = torch.tensor([[0.01, 0.02, 0.0], [2.0, 3.0, 1.0]], dtype=torch.float64)
+    result = tx.adaptive_integrated_gradients(fn, x, tol=1e-9, start_steps=4, vectorize="batch")
+    assert result.steps[0] == 4 and result.steps[1] > 4
+    rounds = [4]
+    while rounds[-1] < int(result.steps.max()):
+        rounds.append(2 * rounds[-1])
+    # the first round runs both samples, later ones only the second
+    assert calls == [2 * 2, 2 * rounds[0], *rounds[1:]]
+
+
+@pytest.mark.parametrize("vectorize", ["vmap", "batch"])
+def test_target_range_is_checked_on_the_rows_fn_returns(vectorize):
+    fn, calls = _counting(lambda x: torch.stack([x @ W, -(x @ W)], dim=1))  # (B, 2)
+    with pytest.raises(ValueError, match=r"target must be in \[0, 2\), got a value 2"):
+        tx.integrated_gradients(fn, _X, target=torch.tensor([0, 2, 1]), vectorize=vectorize)
+    with pytest.raises(ValueError, match="target is required: fn returns 2 outputs"):
+        tx.occlusion(fn, _X, window=1, vectorize=vectorize)
+    with pytest.raises(ValueError, match="target must be None"):
+        tx.input_gradients(lambda x: x @ W, _X, target=0, vectorize=vectorize)
+    assert len(calls) == 2  # once per method call: no separate probe
+
+
+def test_value_checks_skip_what_has_no_values():
+    from tfx_explain._engine.checks import check_values, has_values
+
+    nan = torch.tensor([float("nan")])
+    with pytest.raises(ValueError, match="non-finite"):
+        check_values(nan, "here")
+    assert not has_values(torch.empty(2, device="meta"))
+    check_values(torch.empty(2, device="meta"), "here")  # skipped, not raised
+    with torch._subclasses.FakeTensorMode() as mode:
+        fake = mode.from_tensor(nan)
+    assert not has_values(fake)
+    # under vmap the values are batched: skipped; under grad they are readable: checked
+    torch.func.vmap(lambda v: check_values(v, "here") or v)(nan[:, None])
+    with pytest.raises(ValueError, match="non-finite"):
+        torch.func.grad(lambda v: check_values(v, "here") or v.sum())(nan)
+
+
+def test_a_method_runs_on_meta_tensors_with_its_static_checks_only():
+    out = tx.input_gradients(lambda z: z.sum(-1), torch.empty(2, 3, device="meta"))
+    assert out.is_meta and out.shape == (2, 3)
+    with pytest.raises(ValueError, match="fn must return shape"):
+        tx.input_gradients(lambda z: z.sum(), torch.empty(2, 3, device="meta"))
+
+
+class _LargestTensor(torch.overrides.TorchFunctionMode):
+    """Records the largest number of elements of any tensor a torch function returns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.numel = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for leaf in torch.utils._pytree.tree_leaves(out):
+            if isinstance(leaf, torch.Tensor):
+                self.numel = max(self.numel, leaf.numel())
+        return out
+
+
+def test_expected_gradients_gathers_references_one_chunk_at_a_time():
+    # B samples x N draws x F features would be 32 x 16 x 4 = 2048 elements at once;
+    # with chunk_size=1 only the (B, N) draws and one sample's (N, F) rows exist
+    batch, n_draws, features = 32, 16, 4
+    x = torch.rand(batch, features, generator=_G().manual_seed(0), dtype=torch.float64)
+    refs = torch.rand(10, features, generator=_G().manual_seed(1), dtype=torch.float64)
+    watch = _LargestTensor()
+    with watch:
+        tx.expected_gradients(
+            lambda z: z.square().sum(-1),
+            x,
+            baselines=refs,
+            n_samples=n_draws,
+            generator=_G().manual_seed(2),
+            chunk_size=1,
+        )
+    assert watch.numel <= batch * n_draws < batch * n_draws * features

@@ -1,17 +1,18 @@
 """Input validation at the public boundary of every attribution method.
 
-Checks that look at tensor *values* (NaN, Inf, target range) cannot run inside
-``vmap``/``grad``/``torch.compile``: they would need ``.item()``. They run only when
-the input is a plain tensor, i.e. when a user called the method directly. When a
-method is itself being transformed (its input is a functorch-wrapped tensor), only
-the shape and type checks run, which are static. Tensors on the ``meta`` device
-carry shapes but no values, so they count as transformed here too: every method
-runs on meta inputs (shapes only), which is how the test suite proves that no
-helper tensor is made on the wrong device.
+Every check is one of two kinds, declared once where it is defined (chex's split):
+
+- **static** checks read only types, shapes and dtypes. They always run, under
+  ``vmap``/``grad``, while ``torch.compile`` traces, and on meta or fake tensors.
+- **value** checks read tensor values (NaN, Inf, target range) and need
+  ``.item()``. They are wrapped in :func:`value_check`, which skips them when the
+  values cannot be read (:func:`has_values` is False): a method being transformed
+  or traced still runs every static check, and a plain call runs both kinds.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Callable
@@ -23,30 +24,70 @@ from torch.utils import _pytree as pytree
 
 __all__ = [
     "is_transformed",
+    "has_values",
+    "value_check",
     "check_fn",
     "check_inputs",
     "check_baseline",
     "check_positive_int",
     "check_chunk_size",
+    "check_flag",
+    "check_choice",
     "check_finite",
+    "check_values",
     "leaf_names",
     "check_structure",
 ]
 
 
-def is_transformed(tree: Any, *, meta: bool = True) -> bool:
-    """True when the values of ``tree`` cannot be read (value checks must be skipped).
+def is_transformed(tree: Any) -> bool:
+    """True when any leaf is wrapped by a torch.func transform or traced by a compiler.
 
-    That is when a leaf is wrapped by a torch.func transform, traced by a compiler,
-    or (unless ``meta=False``) on the ``meta`` device, which holds shapes only.
+    This decides how to compute (stay composable), not whether to check values:
+    that is :func:`has_values`.
     """
     if torch.compiler.is_compiling():
         return True
     return any(
-        isinstance(leaf, torch.Tensor)
-        and (torch._C._functorch.is_functorch_wrapped_tensor(leaf) or meta and leaf.is_meta)
+        isinstance(leaf, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(leaf)
         for leaf in pytree.tree_leaves(tree)
     )
+
+
+def has_values(tree: Any) -> bool:
+    """True when the values of every tensor leaf can be read (``.item()``).
+
+    They cannot under ``vmap`` (a leaf batched at any level of functorch's
+    wrappers), while ``torch.compile`` traces, or on meta and fake tensors. Under
+    ``grad``/``jvp`` alone they can, so value checks still run there.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    return not any(
+        isinstance(leaf, torch.Tensor)
+        and (leaf.is_meta or isinstance(leaf, torch._subclasses.FakeTensor) or _batched(leaf))
+        for leaf in pytree.tree_leaves(tree)
+    )
+
+
+def _batched(leaf: torch.Tensor) -> bool:
+    functorch = torch._C._functorch
+    while functorch.is_functorch_wrapped_tensor(leaf):
+        if functorch.is_batchedtensor(leaf):
+            return True
+        leaf = functorch.get_unwrapped(leaf)
+    return False
+
+
+def value_check(check: Callable) -> Callable:
+    """Declare ``check(tree, ...)`` a value check: it runs only when ``has_values(tree)``."""
+
+    @functools.wraps(check)
+    def checked(tree: Any, *args: Any, **kwargs: Any) -> None:
+        if has_values(tree):
+            check(tree, *args, **kwargs)
+
+    return checked
 
 
 def leaf_names(tree: Any, name: str) -> list[str]:
@@ -98,14 +139,21 @@ def check_fn(fn: Any) -> None:
             )
 
 
+@value_check
 def check_finite(tree: Any, name: str) -> None:
-    """Raise ``ValueError`` naming the first leaf holding NaN or Inf (plain tensors only)."""
-    if is_transformed(tree):
-        return
+    """Raise ``ValueError`` naming the first leaf holding NaN or Inf."""
     for leaf_name, leaf in zip(leaf_names(tree, name), pytree.tree_leaves(tree), strict=True):
         if not bool(torch.isfinite(leaf).all()):
             bad = leaf[~torch.isfinite(leaf)].flatten()[0].item()
             raise ValueError(f"{leaf_name} must be finite, but it holds {bad}")
+
+
+@value_check
+def check_values(values: torch.Tensor, what: str) -> None:
+    """Refuse non-finite outputs of ``fn``; ``what`` says where they were evaluated."""
+    if not bool(torch.isfinite(values).all()):
+        bad = values[~torch.isfinite(values)].flatten()[0].item()
+        raise ValueError(f"fn returned a non-finite value ({bad}) {what}")
 
 
 def check_inputs(x: Any, name: str = "x") -> int:
@@ -193,6 +241,13 @@ def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """Return ``value`` if it is ``True`` or ``False``; raise naming ``name`` otherwise."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def check_chunk_size(chunk_size: Any) -> int | None:

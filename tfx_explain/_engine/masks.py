@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,12 +18,10 @@ from torch.utils import _pytree as pytree
 
 __all__ = [
     "common_dtype",
-    "flatten_sample",
     "unflatten_rows",
     "window_masks",
     "group_matrix",
     "coalitions",
-    "shapley_weights",
 ]
 
 
@@ -33,13 +30,8 @@ def common_dtype(x: Any) -> torch.dtype:
     return functools.reduce(torch.promote_types, [leaf.dtype for leaf in pytree.tree_leaves(x)])
 
 
-def flatten_sample(x1: Any) -> torch.Tensor:
-    """One sample's leaves ``(*F_leaf)`` flattened and concatenated: ``(D,)``."""
-    return torch.cat([leaf.reshape(-1) for leaf in pytree.tree_leaves(x1)])
-
-
 def unflatten_rows(rows: torch.Tensor, like: Any) -> Any:
-    """Inverse of :func:`flatten_sample` for ``R`` rows: ``(R, D) -> pytree of (R, *F_leaf)``.
+    """Split ``R`` flat rows into leaves like ``like``: ``(R, D) -> pytree of (R, *F_leaf)``.
 
     The flat rows have the common dtype of all leaves; each leaf gets its own dtype
     back, so a float32 leaf next to a float64 one stays float32.
@@ -207,25 +199,3 @@ def coalitions(n_groups: int) -> torch.Tensor:
     """Every subset of ``G`` groups as a ``(2^G, G)`` boolean tensor (row k = bits of k)."""
     k = torch.arange(2**n_groups)
     return (k[:, None] >> torch.arange(n_groups)) & 1 == 1
-
-
-def shapley_weights(members: torch.Tensor) -> torch.Tensor:
-    """Coefficients ``C (K, G)`` with Shapley values ``phi = v @ C`` for coalition values ``v``.
-
-    .. math::
-
-        C_{S,g} = \\begin{cases} \\frac{(|S|-1)!\\,(G-|S|)!}{G!} & g \\in S \\\\
-                  -\\frac{|S|!\\,(G-|S|-1)!}{G!} & g \\notin S \\end{cases}
-    """
-    n_groups = members.shape[1]
-    size = members.sum(1)
-    table = torch.tensor(
-        [
-            [math.factorial(s) * math.factorial(n_groups - s - 1) / math.factorial(n_groups)]
-            for s in range(n_groups)
-        ],
-        dtype=torch.float64,
-    )[:, 0]
-    inside = table[(size - 1).clamp(min=0)][:, None].expand(-1, n_groups)
-    outside = -table[size.clamp(max=n_groups - 1)][:, None].expand(-1, n_groups)
-    return torch.where(members, inside, outside)

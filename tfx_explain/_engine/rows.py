@@ -12,7 +12,7 @@ all samples of a chunk are evaluated together, in one of three ways:
   cost, and works for ops without batching rules (e.g. the fused attention kernel
   of ``nn.MultiheadAttention``), but it is only correct when ``fn`` treats rows
   independently (true of eval-mode models; check yours with
-  ``tfx_explain.testing.axioms.batch_dependence``).
+  ``tfx_explain.testing.batch_independence_violation``).
 - ``vectorize="auto"`` (default): ``"batch"`` when a probe shows that ``fn`` treats
   rows independently, ``"vmap"`` otherwise (see :func:`route`).
 
@@ -33,8 +33,7 @@ import torch
 from torch.func import grad, grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
-from .batching import check_values
-from .checks import check_choice, is_transformed
+from .checks import check_choice, check_values, is_transformed
 from .routing import (
     DEFAULT_ROW_BUDGET,
     PROBE_ROWS,
@@ -88,13 +87,14 @@ def row_values(fn: Callable, rows: Any, t_rows: Any, *, vectorize: str) -> torch
     n, how, piece = rows_of(rows), _resolve(fn, rows, vectorize), pieces(rows)
     if how == "batch":
         if piece is None:
-            out = check_output(fn(rows), n)
+            out = check_output(fn(rows), n, t_rows)
         else:
-            out = in_pieces(lambda r: check_output(fn(r), rows_of(r)), piece, rows)
+            out = in_pieces(lambda r: check_output(fn(r), rows_of(r), t_rows), piece, rows)
     else:
 
         def f1(r1: Any) -> torch.Tensor:  # (*F) -> () or (C,)
-            return check_output(fn(pytree.tree_map(lambda leaf: leaf.unsqueeze(0), r1)), 1)[0]
+            r1 = pytree.tree_map(lambda leaf: leaf.unsqueeze(0), r1)
+            return check_output(fn(r1), 1, t_rows)[0]
 
         with _fallback_warning(vectorize):
             out = vmap(f1, chunk_size=piece)(rows)
@@ -123,7 +123,7 @@ def row_gradients(
         return in_pieces(lambda r, t: _batch_gradients(fn, r, t), piece, rows, t_rows)
     with _fallback_warning(vectorize):
         return vmap(
-            grad_and_value(one_sample(fn)),
+            grad_and_value(one_sample(fn, t_rows)),
             in_dims=(0, None if t_rows is None else 0),
             chunk_size=piece,
         )(rows, t_rows)
@@ -133,7 +133,9 @@ def _batch_gradients(fn: Callable, rows: Any, t_rows: Any) -> tuple[Any, torch.T
     n = rows_of(rows)
 
     def total(r: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        values = select_batch(check_output(fn(r), n), t_rows)
+        # fn gets a copy: it may write to its argument, which autograd forbids on r
+        out = fn(pytree.tree_map(torch.clone, r))
+        values = select_batch(check_output(out, n, t_rows), t_rows)
         return values.sum(), values
 
     if is_transformed(rows):  # under vmap/grad/compile: stay composable

@@ -15,45 +15,31 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-from .checks import is_transformed
+from .checks import value_check
 
-__all__ = [
-    "check_target",
-    "check_output",
-    "select",
-    "select_batch",
-    "select_rows",
-    "one_sample",
-    "probe",
-]
+__all__ = ["check_target", "check_output", "select_batch", "one_sample"]
 
 
-def check_target(
-    target: Any, batch: int, n_outputs: int | None, *, device: Any = None
-) -> torch.Tensor | None:
-    """Validate ``target`` against the batch size and ``fn``'s output width.
+def check_target(target: Any, batch: int, *, device: Any = None) -> torch.Tensor | None:
+    """Check the type and shape of ``target`` (static); return ``None`` or a LongTensor.
+
+    Whether a target is needed, and its range ``[0, C)``, depend on the width ``C``
+    of ``fn``'s output, so :func:`check_output` checks them on the outputs that the
+    row engine evaluates anyway: no extra call of ``fn`` only to learn ``C``.
 
     Args:
       target: ``None``, int, or LongTensor ``(B,)`` / ``(B, T)``.
       batch: the batch size ``B``.
-      n_outputs: ``C`` when ``fn`` returns ``(B, C)``; ``None`` when it returns ``(B,)``.
       device: where the returned target lives (``x``'s device; ``None``: as given).
 
     Returns:
       ``None`` or a LongTensor ``(B,)`` / ``(B, T)``.
     """
     if target is None:
-        if n_outputs is not None:
-            raise ValueError(
-                f"target is required: fn returns {n_outputs} outputs per sample, "
-                "so say which one to explain (an int or a LongTensor (B,) or (B, T))"
-            )
         return None
-    if n_outputs is None and not is_transformed(target):
-        raise ValueError(f"target must be None: fn returns one output per sample, got {target!r}")
     if isinstance(target, numbers.Integral) and not isinstance(target, bool):
-        if not 0 <= target < n_outputs:
-            raise ValueError(f"target must be in [0, {n_outputs}), got {target}")
+        if target < 0:
+            raise ValueError(f"target must be >= 0 (an output index), got {target}")
         return torch.full((batch,), int(target), dtype=torch.long, device=device)
     if not isinstance(target, torch.Tensor):
         raise TypeError(
@@ -65,16 +51,26 @@ def check_target(
         raise ValueError(
             f"target must have shape ({batch},) or ({batch}, T), got {tuple(target.shape)}"
         )
-    if not is_transformed(target) and n_outputs is not None and target.numel():
+    return target if device is None else target.to(device)
+
+
+@value_check
+def _check_range(target: torch.Tensor, n_outputs: int) -> None:
+    if target.numel():
         low, high = int(target.min()), int(target.max())
         if low < 0 or high >= n_outputs:
             bad = low if low < 0 else high
             raise ValueError(f"target must be in [0, {n_outputs}), got a value {bad}")
-    return target if device is None else target.to(device)
 
 
-def check_output(out: Any, rows: int) -> torch.Tensor:
-    """Check that ``fn`` returned ``(rows,)`` or ``(rows, C)`` (a static shape check)."""
+def check_output(out: Any, rows: int, target: torch.Tensor | None) -> torch.Tensor:
+    """Check what ``fn`` returned for ``rows`` rows against the target of those rows.
+
+    The shape ``(rows,)`` or ``(rows, C)`` and whether a target is given are static
+    checks; the target's range ``[0, C)`` is a value check (see ``checks``).
+    ``target`` is the target of all rows being evaluated, also when ``fn`` sees
+    them one at a time under ``vmap``.
+    """
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"fn must return a tensor, got {type(out).__name__}")
     if out.ndim not in (1, 2) or out.shape[0] != rows:
@@ -82,56 +78,40 @@ def check_output(out: Any, rows: int) -> torch.Tensor:
             f"fn must return shape ({rows},) or ({rows}, C) for {rows} input rows, "
             f"got {tuple(out.shape)}; fn must keep the batch dimension"
         )
+    if target is None and out.ndim == 2:
+        raise ValueError(
+            f"target is required: fn returns {out.shape[1]} outputs per sample, "
+            "so say which one to explain (an int or a LongTensor (B,) or (B, T))"
+        )
+    if target is not None and out.ndim == 1:
+        raise ValueError("target must be None: fn returns one output per sample")
+    if target is not None:
+        _check_range(target, out.shape[1])
     return out
-
-
-def probe(fn: Callable, x: Any) -> int | None:
-    """Run ``fn`` on the first row of ``x``; return ``C`` for ``(B, C)`` outputs, else None."""
-    first = pytree.tree_map(lambda leaf: leaf[:1], x)
-    out = check_output(fn(first), 1)
-    if not is_transformed(out) and not bool(torch.isfinite(out).all()):
-        raise ValueError(f"fn returned a non-finite value for the first row of x: {out}")
-    return None if out.ndim == 1 else int(out.shape[1])
-
-
-def select(out1: torch.Tensor, t1: torch.Tensor | None) -> torch.Tensor:
-    """One sample's explained output: ``out1`` is ``()`` or ``(C,)``, ``t1`` is None or ``()``."""
-    if t1 is None:
-        return out1
-    return out1.gather(-1, t1.reshape(1)).squeeze(-1)
 
 
 def select_batch(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """Explained outputs of a batch: ``(B,)``, or ``(B, T)`` for a ``(B, T)`` target."""
     if target is None:
-        if out.ndim != 1:
-            raise ValueError("target is required: fn returns several outputs per sample")
         return out
     if target.ndim == 1:
         return out.gather(1, target[:, None])[:, 0]
     return out.gather(1, target)
 
 
-def select_rows(out: torch.Tensor, t1: torch.Tensor | None) -> torch.Tensor:
-    """Outputs of ``R`` rows of one sample: ``(R,)``, or ``(R, T)`` for ``(T,)`` targets."""
-    if t1 is None:
-        if out.ndim != 1:
-            raise ValueError("target is required: fn returns several outputs per sample")
-        return out
-    rows = out.shape[0]
-    if t1.ndim == 0:
-        return out.gather(1, t1.reshape(1, 1).expand(rows, 1))[:, 0]
-    return out.gather(1, t1.reshape(1, -1).expand(rows, -1))
+def one_sample(fn: Callable, target: torch.Tensor | None) -> Callable:
+    """Turn a batched ``fn`` into ``f(x1, t1) -> ()``: one sample, one explained output.
 
-
-def one_sample(fn: Callable) -> Callable:
-    """Turn a batched ``fn`` into ``f(x1, t1) -> ()``: one sample, one explained output."""
+    ``target`` holds the targets of all rows that ``f`` will be vmapped over; the
+    checks of :func:`check_output` run against them.
+    """
 
     def f1(x1: Any, t1: torch.Tensor | None) -> torch.Tensor:
-        # (*F) -> (1, *F) -> (1,) or (1, C) -> ()
-        out = check_output(fn(pytree.tree_map(lambda leaf: leaf.unsqueeze(0), x1)), 1)
-        if t1 is None and out.ndim != 1:
-            raise ValueError("target is required: fn returns several outputs per sample")
-        return select(out[0], t1)
+        # (*F) -> (1, *F) -> (1,) or (1, C) -> (); a copy, as fn may write to its argument
+        rows = pytree.tree_map(lambda leaf: leaf.unsqueeze(0).clone(), x1)
+        out = check_output(fn(rows), 1, target)
+        if t1 is None:
+            return out[0]
+        return out[0].gather(-1, t1.reshape(1)).squeeze(-1)
 
     return f1
