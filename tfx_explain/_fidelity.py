@@ -19,7 +19,7 @@ from ._engine.checks import check_baseline, check_choice, check_positive_int
 from ._engine.devices import draw
 from ._engine.rows import check_vectorize, chunked, row_values
 
-__all__ = ["infidelity", "sensitivity_max", "check_tensor_x", "check_attributions"]
+__all__ = ["infidelity", "sensitivity_max"]
 
 INFIDELITY_PERTURBATIONS = ("gaussian", "baseline_subsets")
 

@@ -95,7 +95,7 @@ def integrated_hessians(
     steps: int = 50,
     rule: str = "gauss_legendre",
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
     compile: bool = False,
 ) -> Any:
     """Integrated Hessians: the integrated gradients of each feature's integrated gradients.
@@ -124,7 +124,7 @@ def integrated_hessians(
       steps: path points ``S`` of each of the two integrals.
       rule: quadrature rule, as in :func:`integrated_gradients`.
       chunk_size: samples evaluated at once; memory grows with ``chunk_size * S^2 * D``.
-      vectorize: ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
+      vectorize: ``"auto"``, ``"vmap"`` or ``"batch"`` (see :func:`input_gradients`).
       compile: run the kernel through ``torch.compile`` (see :func:`input_gradients`).
 
     Returns:

@@ -149,7 +149,7 @@ def completeness_gap(
     baseline: Any = None,
     target: Any = None,
     chunk_size: int | None = None,
-    vectorize: str = "vmap",
+    vectorize: str = "auto",
     compile: bool = False,
 ) -> torch.Tensor:
     """Per-sample completeness gap: attribution total minus the output change.
