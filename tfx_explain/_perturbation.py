@@ -104,7 +104,8 @@ def occlusion(
       x: input tensor ``(B, *F)``: tabular ``(B, F)``, sequences, images ``(B, C, H, W)``.
       window: window shape, an int for 1-d features or a tuple of ``len(F)`` ints.
       stride: step between windows, an int or a tuple; in every dim
-        ``F_d - window_d`` must be a multiple of ``stride_d``.
+        ``F_d - window_d`` must be a multiple of ``stride_d``, and ``stride_d <=
+        window_d`` unless the window spans the dim (every feature in some window).
       baseline: replacement value: a number (default 0.0) or a tensor broadcastable to ``x``.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``K + 1`` rows of ``fn``.
@@ -131,6 +132,12 @@ def occlusion(
     target, chunk_size = prepare(fn, x, target, chunk_size)
     baseline = check_baseline(baseline, x)
     masks = window_masks(tuple(x.shape[1:]), window, stride).flatten(1)  # (K, D)
+    if not bool(masks.any(0).all()):
+        raise ValueError(
+            f"stride={stride!r} is larger than window={window!r}, so some features of x "
+            f"(shape {tuple(x.shape[1:])}) lie in no window and would get no attribution; "
+            "use stride <= window (or a window spanning the dimension)"
+        )
     share = masks / masks.sum(0, dtype=torch.float64)  # mean over the windows covering i
     return _ablate(
         fn, x, target, baseline, masks, share, chunk_size, check_vectorize(vectorize), compile

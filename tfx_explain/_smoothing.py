@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,9 @@ from torch.utils import _pytree as pytree
 
 from ._engine.batching import check_values, expand_targets, prepare
 from ._engine.checks import (
+    MAX_SAMPLES,
     check_inputs,
+    check_size,
     check_positive_int,
     check_structure,
     is_transformed,
@@ -47,8 +50,8 @@ def smoothgrad(
     Args:
       method: an attribution function ``method(fn, x, **options)`` returning
         tensors of ``x``'s structure, e.g. :func:`input_gradients`.
-      n_samples: number of noisy copies ``N >= 1``.
-      sigma: noise standard deviation (``>= 0``).
+      n_samples: number of noisy copies ``1 <= N <= MAX_SAMPLES`` (65536).
+      sigma: noise standard deviation (finite, ``>= 0``).
       generator: ``torch.Generator`` for the noise (``None``: the global one).
 
     Returns:
@@ -67,9 +70,9 @@ def smoothgrad(
     """
     if not callable(method):
         raise TypeError(f"method must be an attribution function, got {method!r}")
-    n_samples = check_positive_int(n_samples, "n_samples")
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not sigma >= 0:
-        raise ValueError(f"sigma must be a number >= 0, got {sigma!r}")
+    n_samples = check_size(n_samples, "n_samples", maximum=MAX_SAMPLES)
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 <= sigma < math.inf:
+        raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
     _check_generator(generator)
 
     @functools.wraps(method)
@@ -144,7 +147,7 @@ def expected_gradients(
       fn: batched callable ``(B, *F) -> (B,)`` or ``(B, C)``.
       x: input ``(B, *F)`` or a dict/tuple of such tensors.
       baselines: reference rows ``(M, *F)`` (a pytree like ``x``), e.g. training data.
-      n_samples: draws ``N >= 1`` per sample.
+      n_samples: draws ``1 <= N <= MAX_SAMPLES`` (65536) per sample.
       generator: ``torch.Generator`` for the draws.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``N`` rows of ``fn``.
@@ -166,7 +169,7 @@ def expected_gradients(
     """
     target, chunk_size = prepare(fn, x, target, chunk_size)
     vectorize = check_vectorize(vectorize)
-    n_samples = check_positive_int(n_samples, "n_samples")
+    n_samples = check_size(n_samples, "n_samples", maximum=MAX_SAMPLES)
     _check_generator(generator)
     n_refs = check_inputs(baselines, "baselines")
     check_structure(baselines, x, "baselines")

@@ -27,7 +27,7 @@ from torch.func import grad, grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
 from .batching import check_values
-from .checks import check_choice, is_transformed
+from .checks import check_choice, check_depends, is_transformed
 from .targets import check_output, one_sample, select_batch
 
 __all__ = [
@@ -85,13 +85,21 @@ def row_gradients(
 
         def total(r: Any) -> tuple[torch.Tensor, torch.Tensor]:
             values = select_batch(check_output(fn(r), n), t_rows)
+            check_depends(values)
             return values.sum(), values
 
         if is_transformed(rows):  # under vmap/grad/compile: stay composable
             return grad(total, has_aux=True)(rows)
         return _autograd(total, rows)
+    f1 = one_sample(fn)
+
+    def checked(x1: Any, t1: Any) -> torch.Tensor:
+        out = f1(x1, t1)
+        check_depends(out)
+        return out
+
     with _fallback_warning():
-        return vmap(grad_and_value(one_sample(fn)), in_dims=(0, None if t_rows is None else 0))(
+        return vmap(grad_and_value(checked), in_dims=(0, None if t_rows is None else 0))(
             rows, t_rows
         )
 

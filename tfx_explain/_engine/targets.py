@@ -62,6 +62,8 @@ def check_target(target: Any, batch: int, n_outputs: int | None) -> torch.Tensor
         raise ValueError(
             f"target must have shape ({batch},) or ({batch}, T), got {tuple(target.shape)}"
         )
+    if target.ndim == 2 and target.shape[1] == 0:
+        raise ValueError(f"target of shape {tuple(target.shape)} holds no targets: T must be >= 1")
     if not is_transformed(target) and n_outputs is not None and target.numel():
         low, high = int(target.min()), int(target.max())
         if low < 0 or high >= n_outputs:
@@ -74,6 +76,11 @@ def check_output(out: Any, rows: int) -> torch.Tensor:
     """Check that ``fn`` returned ``(rows,)`` or ``(rows, C)`` (a static shape check)."""
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"fn must return a tensor, got {type(out).__name__}")
+    if not out.is_floating_point():
+        raise TypeError(
+            f"fn must return a floating tensor, got dtype {out.dtype}; attributions explain "
+            "real-valued outputs (cast, e.g. return logits or probabilities, not labels)"
+        )
     if out.ndim not in (1, 2) or out.shape[0] != rows:
         raise ValueError(
             f"fn must return shape ({rows},) or ({rows}, C) for {rows} input rows, "

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,7 +25,7 @@ from tfx_explain._engine.masks import group_matrix
 
 from ._cluster import local_cluster
 from ._loader import METHODS, import_path, params_stamp, resolve
-from ._partition import JobSpec, feature_names, part_name, run_partition
+from ._partition import JobSpec, feature_matrix, feature_names, part_name, run_partition
 
 __all__ = [
     "attribute_dataset",
@@ -38,6 +39,7 @@ __all__ = [
 SUMMARY_FILE = "_summary.json"
 ERRORS_FILE = "_errors.jsonl"
 _RESERVED = ("prediction", "attr_", "group_")
+_PEOPLE_MODEL = "tfx_explain.people:transformer_net"
 DEFAULT_CHUNK_SIZE = 256
 """Rows per vmap chunk when the method takes ``chunk_size`` and ``options`` leave it out:
 whole partitions at once would hold every path point in memory (50k rows x 50 IG steps)."""
@@ -216,12 +218,17 @@ def attribute_dataset(
     )
     names = feature_names(spec)
     spec = spec._replace(groups=_check_groups(groups, names))
+    if source is not None:  # parquet: read the id column alone, before any cluster starts
+        _check_ids(frame[id_column].compute(scheduler="sync"), id_column)
+    _dry_run(frame, spec)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         (staging / "_errors").mkdir()
         with _client(scheduler, n_workers) as client:
+            if source is None:
+                _check_ids(client.compute(frame[id_column]).result(), id_column)
             started = time.perf_counter()
             summaries = _run(client, frame, spec._replace(staging=str(staging)), progress)
             seconds = time.perf_counter() - started
@@ -230,6 +237,70 @@ def attribute_dataset(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return result
+
+
+def _check_ids(ids, id_column: str) -> None:
+    """Refuse null or repeated row ids: every output row and error is keyed by its id."""
+    missing = ids.isna().to_numpy()
+    if missing.any():
+        raise ValueError(
+            f"id_column {id_column!r} must not be null, but {int(missing.sum()):,} rows have "
+            f"a null id (the first is row {int(missing.argmax())} of the data)"
+        )
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        first = repeated.iloc[0]
+        first = first.item() if hasattr(first, "item") else first
+        raise ValueError(
+            f"id_column {id_column!r} must hold unique ids, but {repeated.nunique():,} ids "
+            f"repeat (e.g. {first!r}, {int((ids == first).sum())} times)"
+        )
+
+
+def _dry_run(frame: dd.DataFrame, spec: JobSpec) -> None:
+    """Load the model and attribute the first valid row on the driver, before any cluster.
+
+    A params file of the wrong kind or architecture, or options the method refuses,
+    then fail in a second with one message instead of once per worker.
+    """
+    if spec.model == _PEOPLE_MODEL and spec.width is None:
+        from tfx_explain.people import load_params
+
+        load_params(spec.params, n_features=len(spec.features))
+    try:
+        fn = load_model(spec.params, model=spec.model, factory=spec.factory)
+    except (ValueError, TypeError, FileNotFoundError):
+        raise
+    except Exception as error:  # noqa: BLE001 - a factory may raise anything
+        raise ValueError(
+            f"cannot load a model from params {spec.params} "
+            f"({type(error).__name__}: {error})"
+        ) from error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "insufficient elements for head"
+        head = frame.head(16, npartitions=1)
+    values, reasons = feature_matrix(head, spec)
+    valid = [i for i, r in enumerate(reasons) if r is None]
+    if not valid:
+        return  # nothing to try: the rows' own errors are reported by the workers
+    x = torch.from_numpy(values[valid[:1]]).to(getattr(torch, spec.dtype))
+    options = dict(spec.options)
+    if spec.target is not None:
+        options["target"] = spec.target
+    if spec.seed is not None:
+        options["generator"] = torch.Generator().manual_seed(spec.seed)
+    try:
+        resolve(spec.method)(fn, x, **options)
+    except Exception as error:  # noqa: BLE001 - any failure here would fail every row
+        row_id = head[spec.id_column].iloc[valid[0]]
+        raise ValueError(
+            f"the job fails on its first valid row (id {_plain(row_id)!r}), so no cluster "
+            f"was started: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def _open(data: Any) -> tuple[dd.DataFrame, Path | None]:
