@@ -13,7 +13,7 @@ from ._engine.masks import group_matrix
 __all__ = ["group_attributions", "global_importance", "combine"]
 
 
-def _flat(attr: Any, name: str = "attributions") -> torch.Tensor:
+def _flat(attr: Any, name: str = "attributions", *, allow_empty: bool = False) -> torch.Tensor:
     """Attributions ``(B, *F)`` (or a pytree of them) as one floating ``(B, D)`` tensor.
 
     Refuses an empty batch, a leaf without feature dims and NaN/Inf (naming the first
@@ -23,7 +23,7 @@ def _flat(attr: Any, name: str = "attributions") -> torch.Tensor:
     if not leaves or not all(isinstance(a, torch.Tensor) and a.ndim >= 1 for a in leaves):
         raise TypeError(f"{name} must be tensors (B, *F) or a pytree of them, got {attr!r}")
     for a in leaves:
-        if a.ndim < 2 or a.shape[0] == 0:
+        if a.ndim < 2 or a.shape[0] == 0 and not allow_empty:
             raise ValueError(
                 f"{name} must have shape (B, *F) with B >= 1 and a feature dim, "
                 f"got {tuple(a.shape)}"
@@ -40,6 +40,11 @@ def _flat(attr: Any, name: str = "attributions") -> torch.Tensor:
                 f"(flat feature {col})"
             )
     return flat
+
+
+def _check_rows(attr: Any) -> Any:
+    _flat(attr)  # refuses an empty batch and NaN before they are summed away
+    return attr
 
 
 def group_attributions(attr: Any, groups: Any) -> torch.Tensor:
@@ -63,7 +68,7 @@ def group_attributions(attr: Any, groups: Any) -> torch.Tensor:
       >>> group_attributions(attr, {"a": [0], "rest": [1, 2, 3]})
       tensor([[0.1000, 0.9000]])
     """
-    flat = _flat(attr, "attr")
+    flat = _flat(attr, allow_empty=True)
     sample = pytree.tree_map(lambda a: a.new_zeros(a.shape[1:]), attr)  # shapes only
     _, members = group_matrix(groups, sample)  # (G, D)
     return flat @ members.to(flat.dtype).T
@@ -92,7 +97,7 @@ def global_importance(attr: Any, *, groups: Any = None) -> torch.Tensor:
       >>> global_importance(torch.tensor([[1.0, -3.0], [-1.0, 3.0]]))
       tensor([0.2500, 0.7500])
     """
-    values = _flat(attr, "attr") if groups is None else group_attributions(attr, groups)
+    values = _flat(attr) if groups is None else group_attributions(_check_rows(attr), groups)
     mean = values.abs().mean(0)
     total = mean.sum()
     return torch.where(total > 0, mean / torch.where(total > 0, total, 1.0), 0.0)

@@ -39,6 +39,7 @@ __all__ = [
 SUMMARY_FILE = "_summary.json"
 ERRORS_FILE = "_errors.jsonl"
 _RESERVED = ("prediction", "attr_", "group_")
+_CONNECT_TIMEOUT = "10s"
 _PEOPLE_MODEL = "tfx_explain.people:transformer_net"
 DEFAULT_CHUNK_SIZE = 256
 """Rows per vmap chunk when the method takes ``chunk_size`` and ``options`` leave it out:
@@ -183,8 +184,18 @@ def attribute_dataset(
     features, width = _check_features(features, width, id_column, frame.columns)
     frame = frame[[id_column, *features]]
     method_path = METHODS.get(method, method) if isinstance(method, str) else method
+    if isinstance(method_path, str) and ":" not in method_path:
+        raise ValueError(
+            f"method must be one of {', '.join(METHODS)} or 'module:function', got {method!r}"
+        )
     method_path = import_path(method_path, "method")
-    options = _check_options(options, resolve(method_path), target, seed)
+    try:
+        method_fn = resolve(method_path)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"method {method_path!r} cannot be imported: {error}") from None
+    if not callable(method_fn):
+        raise TypeError(f"method {method_path!r} is not callable: {method_fn!r}")
+    options = _check_options(options, method_fn, target, seed)
     if (model is None) == (factory is None):
         raise ValueError(f"give exactly one of model and factory, got {model!r} and {factory!r}")
     params = os.path.abspath(params)
@@ -412,7 +423,14 @@ def _client(scheduler: Any, n_workers: int):
     elif isinstance(scheduler, Client):
         yield scheduler
     elif isinstance(scheduler, str):
-        with Client(scheduler, set_as_default=False) as client:
+        try:
+            client = Client(scheduler, set_as_default=False, timeout=_CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as error:
+            raise ValueError(
+                f"scheduler {scheduler!r} cannot be reached within {_CONNECT_TIMEOUT} "
+                f"({type(error).__name__}: {error})"
+            ) from None
+        with client:
             yield client
     else:
         raise TypeError(f"scheduler must be None, an address or a Client, got {scheduler!r}")
