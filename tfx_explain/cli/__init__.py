@@ -279,6 +279,7 @@ _FLAGS = {
 
 def flagged(message: str) -> str:
     """A library message in flag terms: ``n_workers must be >= 1`` -> ``--workers must ...``."""
+    message = " ".join(message.split())  # one line, whatever the library said
     message = message.replace("pass overwrite=True", "pass --overwrite")
     for name in sorted(_FLAGS, key=len, reverse=True):
         if message.startswith(name + " "):

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import dask
 import dask.dataframe as dd
+import pyarrow.parquet as pq
 import torch
 from distributed import Client, as_completed
 
@@ -24,7 +25,7 @@ from tfx_explain._engine.checks import check_positive_int
 from tfx_explain._engine.masks import group_matrix
 
 from ._cluster import local_cluster
-from ._loader import METHODS, import_path, params_stamp, resolve
+from ._loader import METHODS, import_path, load_model, params_stamp, resolve
 from ._partition import JobSpec, feature_matrix, feature_names, part_name, run_partition
 
 __all__ = [
@@ -230,7 +231,8 @@ def attribute_dataset(
     names = feature_names(spec)
     spec = spec._replace(groups=_check_groups(groups, names))
     if source is not None:  # parquet: read the id column alone, before any cluster starts
-        _check_ids(frame[id_column].compute(scheduler="sync"), id_column)
+        ids = pq.read_table(str(source), columns=[id_column]).column(id_column)
+        _check_ids(ids.to_pandas(), id_column)
     _dry_run(frame, spec)
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -239,7 +241,10 @@ def attribute_dataset(
         (staging / "_errors").mkdir()
         with _client(scheduler, n_workers) as client:
             if source is None:
-                _check_ids(client.compute(frame[id_column]).result(), id_column)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # dask's own deprecation notices
+                    ids = client.compute(frame[id_column]).result()
+                _check_ids(ids, id_column)
             started = time.perf_counter()
             summaries = _run(client, frame, spec._replace(staging=str(staging)), progress)
             seconds = time.perf_counter() - started

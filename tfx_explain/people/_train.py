@@ -393,6 +393,12 @@ def _check_declared_size(path: Path, max_bytes: int) -> None:
     anything is inflated.
     """
     if not zipfile.is_zipfile(path):
+        with path.open("rb") as file:
+            if file.read(1) != b"\x80":  # torch's legacy format starts with a pickle
+                raise ValueError(
+                    f"{path}: cannot be read as a params file (neither a torch.save archive "
+                    "nor a legacy torch file); write one with tfx-explain people --save"
+                )
         return  # the legacy format is not compressed: the file size bounds the memory
     try:
         with zipfile.ZipFile(path) as archive:
@@ -439,7 +445,8 @@ def load_params(
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types for a damaged file
         raise ValueError(
-            f"{path}: cannot be read as a params file ({type(error).__name__}: {error})"
+            f"{path}: cannot be read as a params file ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''})"
         ) from error
     if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
         raise ValueError(f"{path}: not a tfx_explain params file (no {_FORMAT!r} marker)")
