@@ -17,7 +17,6 @@ from ._engine.checks import (
     MAX_SAMPLES,
     check_inputs,
     check_size,
-    check_positive_int,
     check_structure,
     is_transformed,
     leaf_names,

@@ -624,7 +624,9 @@ def test_a_dask_frame_with_repeated_ids_is_refused_before_any_partition(client, 
     _, params_path = params
     frame = dd.from_pandas(pd.read_parquet(_people_table(tmp_path, [5, 6, 5])), npartitions=2)
     with pytest.raises(ValueError, match="unique ids"):
-        attribute_dataset(frame, tmp_path / "out", params=params_path, model=MODEL, scheduler=client)
+        attribute_dataset(
+            frame, tmp_path / "out", params=params_path, model=MODEL, scheduler=client
+        )
     assert not (tmp_path / "out").exists()
 
 

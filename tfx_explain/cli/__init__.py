@@ -107,7 +107,9 @@ def check_new_file(path: str, flag: str) -> Path:
     if target.is_dir():
         raise ValueError(f"{flag} {target} is a directory; give a file name")
     if not target.absolute().parent.is_dir():
-        raise ValueError(f"{flag} {target}: the directory {target.absolute().parent} does not exist")
+        raise ValueError(
+            f"{flag} {target}: the directory {target.absolute().parent} does not exist"
+        )
     return target
 
 
@@ -292,8 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError) as err:
-        message = str(err) if not isinstance(err, OSError) or err.filename is None else (
-            f"{err.strerror}: {err.filename}"
+        message = (
+            str(err)
+            if not isinstance(err, OSError) or err.filename is None
+            else (f"{err.strerror}: {err.filename}")
         )
         print(f"tfx-explain {args.command}: error: {flagged(message)}", file=sys.stderr)
         return 2

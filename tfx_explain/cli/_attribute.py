@@ -123,7 +123,9 @@ def _check_flags(args: argparse.Namespace, methods) -> None:
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.method not in methods and ":" not in args.method:
-        raise ValueError(f"--method must be one of {_SHORT} or module:function, got {args.method!r}")
+        raise ValueError(
+            f"--method must be one of {_SHORT} or module:function, got {args.method!r}"
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is an existing file, not a directory")

@@ -144,7 +144,10 @@ def run_text(args: argparse.Namespace) -> int:
 
                 path = token_strip(tokens, scores, out / "text_attribution.png", title=title)
             except ImportError as err:
-                print(f'\nNo chart: {err} (from a checkout: pip install -e ".[plot]")', file=sys.stderr)
+                print(
+                    f'\nNo chart: {err} (from a checkout: pip install -e ".[plot]")',
+                    file=sys.stderr,
+                )
                 return 0
         print(f"\nWrote {path}")
     return 0

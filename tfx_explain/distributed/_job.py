@@ -289,8 +289,7 @@ def _dry_run(frame: dd.DataFrame, spec: JobSpec) -> None:
         raise
     except Exception as error:  # noqa: BLE001 - a factory may raise anything
         raise ValueError(
-            f"cannot load a model from params {spec.params} "
-            f"({type(error).__name__}: {error})"
+            f"cannot load a model from params {spec.params} ({type(error).__name__}: {error})"
         ) from error
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "insufficient elements for head"
