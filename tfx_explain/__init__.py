@@ -8,6 +8,8 @@ the methods live in one private module per family, over the shared row engine in
 
 __version__ = "0.2.0"
 
+from ._engine.checks import MAX_SAMPLES as MAX_SAMPLES
+from ._engine.checks import MAX_STEPS as MAX_STEPS
 from ._engine.rows import CompileFallbackWarning as CompileFallbackWarning
 from ._engine.rows import SlowVmapWarning as SlowVmapWarning
 from ._gradients import gradient_x_input as gradient_x_input
@@ -31,6 +33,8 @@ from ._summaries import group_attributions as group_attributions
 
 __all__ = [
     "MAX_EXACT_GROUPS",
+    "MAX_SAMPLES",
+    "MAX_STEPS",
     "RULES",
     "AdaptiveResult",
     "CompileFallbackWarning",

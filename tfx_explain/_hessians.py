@@ -9,7 +9,7 @@ import torch
 from torch.func import jacrev, vmap
 
 from ._engine.batching import check_values, lift, prepare
-from ._engine.checks import check_baseline
+from ._engine.checks import check_baseline, check_differentiable
 from ._engine.targets import one_sample
 from ._integrated import ig_kernel
 from ._quadrature import quadrature
@@ -83,6 +83,7 @@ def integrated_hessians(
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be one tensor (B, *F) here, got {type(x).__name__}")
     target, chunk_size = prepare(fn, x, target, chunk_size)
+    check_differentiable(fn, x)
     baseline = check_baseline(baseline, x)
     alphas, weights = quadrature(rule, steps)
     f1 = one_sample(fn)

@@ -683,3 +683,14 @@ def test_a_job_where_every_row_fails_says_so(client, params, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error: every one of the 6 rows failed, none was attributed" in err
     assert "feature 'age' is missing" in err and "Traceback" not in err
+
+
+def test_the_default_chunk_shrinks_with_the_steps_per_row():
+    from tfx_explain.distributed._job import _check_options
+
+    def chunk(**options):
+        return _check_options(options, tx.integrated_gradients, None, None)["chunk_size"]
+
+    assert chunk() == chunk(steps=50) == 256
+    assert chunk(steps=16384) == 8  # 8 x 16384 path points, not 256 x 16384
+    assert chunk(steps=16384, chunk_size=64) == 64  # the caller's choice is kept

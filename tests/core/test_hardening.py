@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import tfx_explain as tx
-from tfx_explain._engine.checks import MAX_SAMPLES, MAX_STEPS
+from tfx_explain import MAX_SAMPLES, MAX_STEPS
 
 W = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
 X = torch.tensor([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]], dtype=torch.float64)
@@ -101,12 +101,19 @@ def test_gauss_legendre_at_4096_nodes_is_exact_on_high_degree_polynomials(monkey
         tx.gradient_x_input,
         tx.integrated_gradients,
         lambda fn, x, **kw: tx.expected_gradients(fn, x, baselines=torch.zeros_like(x), **kw),
+        lambda fn, x, **kw: tx.smoothgrad(tx.input_gradients, n_samples=2)(fn, x, **kw),
     ],
-    ids=["grad", "gxi", "ig", "eg"],
+    ids=["grad", "gxi", "ig", "eg", "smoothgrad"],
 )
 def test_gradients_of_a_disconnected_fn_are_refused(method, fn, vectorize):
     with pytest.raises(ValueError, match="fn's output does not depend on its input"):
         method(fn, X, vectorize=vectorize)
+
+
+@pytest.mark.parametrize("fn", [detached, no_grad], ids=["detached", "no_grad"])
+def test_integrated_hessians_of_a_disconnected_fn_are_refused(fn):
+    with pytest.raises(ValueError, match="fn's output does not depend on its input"):
+        tx.integrated_hessians(fn, X, steps=4)
 
 
 @pytest.mark.parametrize("vectorize", ["vmap", "batch"])

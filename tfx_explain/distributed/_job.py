@@ -41,10 +41,14 @@ SUMMARY_FILE = "_summary.json"
 ERRORS_FILE = "_errors.jsonl"
 _RESERVED = ("prediction", "attr_", "group_")
 _CONNECT_TIMEOUT = "10s"
+_ROWS_PER_CHUNK = 256 * 512  # DEFAULT_CHUNK_SIZE rows of 512 steps
+_ROWS_PER_SAMPLE = ("steps", "n_samples", "n_permutations")
 _PEOPLE_MODEL = "tfx_explain.people:transformer_net"
 DEFAULT_CHUNK_SIZE = 256
 """Rows per vmap chunk when the method takes ``chunk_size`` and ``options`` leave it out:
-whole partitions at once would hold every path point in memory (50k rows x 50 IG steps)."""
+whole partitions at once would hold every path point in memory (50k rows x 50 IG steps).
+With more than 512 ``steps`` (``n_samples``, ``n_permutations``) per row it shrinks so
+that a chunk stays at about 131072 evaluated rows."""
 
 
 class JobProgress(NamedTuple):
@@ -378,7 +382,12 @@ def _check_options(options, method: Callable, target, seed) -> dict:
     except TypeError as error:
         raise TypeError(f"options {sorted(options)} do not fit the method: {error}") from None
     if "chunk_size" in parameters and "chunk_size" not in options:
-        options["chunk_size"] = DEFAULT_CHUNK_SIZE
+        # about DEFAULT_CHUNK_SIZE x 512 rows of fn at once, however many steps or samples
+        per_sample = max(
+            (v for k, v in options.items() if k in _ROWS_PER_SAMPLE and isinstance(v, int)),
+            default=1,
+        )
+        options["chunk_size"] = max(1, min(DEFAULT_CHUNK_SIZE, _ROWS_PER_CHUNK // per_sample))
     return options
 
 
