@@ -9,6 +9,8 @@ the methods live in one private module per family, over the shared row engine in
 __version__ = "0.2.0"
 
 from . import metrics as metrics
+from ._engine.checks import MAX_SAMPLES as MAX_SAMPLES
+from ._engine.checks import MAX_STEPS as MAX_STEPS
 from ._engine.rows import CompileFallbackWarning as CompileFallbackWarning
 from ._engine.rows import SlowVmapWarning as SlowVmapWarning
 from ._expected_hessians import expected_hessians as expected_hessians
@@ -35,6 +37,8 @@ from ._surrogates import lime as lime
 
 __all__ = [
     "MAX_EXACT_GROUPS",
+    "MAX_SAMPLES",
+    "MAX_STEPS",
     "RULES",
     "AdaptiveResult",
     "CompileFallbackWarning",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -10,10 +11,12 @@ from torch.utils import _pytree as pytree
 
 from ._engine.batching import expand_targets, per_target, prepare
 from ._engine.checks import (
+    MAX_STEPS,
     check_baseline,
     check_choice,
     check_flag,
     check_positive_int,
+    check_size,
     check_structure,
     has_values,
     is_transformed,
@@ -266,7 +269,7 @@ def adaptive_integrated_gradients(
       target: ``None``, int or LongTensor ``(B,)``.
       tol: tolerance on ``|gap|`` (> 0).
       start_steps: first step count ``S_0 >= 1`` (``>= 2`` for the trapezoid rule).
-      max_steps: cap on the step count (``>= start_steps``).
+      max_steps: cap on the step count (``start_steps <= max_steps <= MAX_STEPS``, 16384).
 
     Returns:
       :class:`AdaptiveResult` ``(attributions, steps (B,), gap (B,))``.
@@ -283,11 +286,11 @@ def adaptive_integrated_gradients(
             "adaptive_integrated_gradients picks step counts from data and cannot run "
             "under torch.func transforms; use integrated_gradients with fixed steps"
         )
-    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not tol > 0:
+    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not 0 < tol < math.inf:
         raise ValueError(f"tol must be a positive number, got {tol!r}")
     check_choice(rule, "rule", RULES)
     start_steps = check_positive_int(start_steps, "start_steps")
-    max_steps = check_positive_int(max_steps, "max_steps", minimum=start_steps)
+    max_steps = check_size(max_steps, "max_steps", minimum=start_steps, maximum=MAX_STEPS)
     target, chunk_size = prepare(fn, x, target, chunk_size)
     vectorize = check_vectorize(vectorize)
     if target is not None and target.ndim == 2:

@@ -18,7 +18,7 @@ import math
 import numpy as np
 import torch
 
-from ._engine.checks import check_choice, check_positive_int
+from ._engine.checks import MAX_STEPS, check_choice, check_size
 
 __all__ = ["RULES", "quadrature"]
 
@@ -43,10 +43,40 @@ def _riemann_trapezoid(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.linspace(0.0, 1.0, n), weights
 
 
+def _legendre(n: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(P_{n-1}(x), P_n(x))`` by the three-term recurrence, in ``O(len(x))`` memory."""
+    p0, p1, t = np.ones_like(x), x.copy(), np.empty_like(x)
+    for j in range(2, n + 1):  # P_j = ((2j - 1) x P_{j-1} - (j - 1) P_{j-2}) / j
+        np.multiply(x, p1, out=t)
+        t *= (2 * j - 1) / j
+        p0 *= (j - 1) / j
+        np.subtract(t, p0, out=p0)
+        p0, p1 = p1, p0
+    return p0, p1
+
+
 def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
-    nodes, weights = np.polynomial.legendre.leggauss(n)  # on [-1, 1], weights sum to 2
+    if n <= _DENSE_GAUSS_LEGENDRE:  # numpy's eigenvalue method builds an (n, n) matrix
+        nodes, weights = np.polynomial.legendre.leggauss(n)  # on [-1, 1], weights sum to 2
+        return (nodes + 1.0) / 2.0, weights / 2.0
+    # Newton on P_n from Tricomi's approximation of the (n + 1) // 2 nodes in (0, 1)
+    k = np.arange(1, (n + 1) // 2 + 1)
+    x = (1.0 - (n - 1) / (8.0 * n**3)) * np.cos(np.pi * (4 * k - 1) / (4 * n + 2))
+    for _ in range(10):
+        p0, p1 = _legendre(n, x)
+        slope = n * (x * p1 - p0) / (x * x - 1.0)  # P_n'(x)
+        step = p1 / slope
+        x = x - step
+        if np.abs(step).max() < 1e-15:
+            break
+    weights = 2.0 / ((1.0 - x * x) * slope * slope)
+    middle = n % 2  # x descends to 0 for odd n, listed once
+    nodes = np.concatenate([-x, x[::-1][middle:]])
+    weights = np.concatenate([weights, weights[::-1][middle:]])
     return (nodes + 1.0) / 2.0, weights / 2.0
 
+
+_DENSE_GAUSS_LEGENDRE = 100
 
 _RULES = {
     "riemann_left": _riemann_left,
@@ -89,8 +119,9 @@ def quadrature(
     Args:
       rule: ``"riemann_left"``, ``"riemann_right"``, ``"riemann_middle"``,
         ``"riemann_trapezoid"`` (needs ``steps >= 2``) or ``"gauss_legendre"``.
-      steps: number of nodes ``S >= 1``.
-      dtype: floating dtype of the returned tensors.
+      steps: number of nodes ``1 <= S <= MAX_STEPS`` (16384; Gauss-Legendre nodes
+        beyond 100 are found by Newton's method in ``O(S)`` memory).
+      dtype: floating ``torch.dtype`` of the returned tensors.
       device: device of the returned tensors (``None``: the CPU); the methods pass
         the device of their input.
 
@@ -103,9 +134,9 @@ def quadrature(
       ([0.125, 0.375, 0.625, 0.875], [0.25, 0.25, 0.25, 0.25])
     """
     check_choice(rule, "rule", RULES)
-    steps = check_positive_int(steps, "steps")
-    if not dtype.is_floating_point:
-        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    steps = check_size(steps, "steps", maximum=MAX_STEPS)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating torch.dtype (e.g. torch.float64), got {dtype!r}")
     alphas, weights = _RULES[rule](steps)
     weights = _sum_to_one(weights)
     return (

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ._engine.batching import prepare
-from ._engine.checks import check_baseline, check_positive_int
+from ._engine.checks import MAX_SAMPLES, check_baseline, check_size
 from ._engine.devices import device_of, draw
 from ._engine.masks import coalitions, common_dtype, group_matrix, unflatten_rows
 from ._engine.rows import check_vectorize, chunked, compiled
@@ -114,7 +114,8 @@ def shapley_values(
       x: input ``(B, *F)`` or a dict/tuple of such tensors.
       baseline: ``None`` (zeros), a number, or a tensor (pytree) broadcastable to ``x``.
       groups: players, as in :func:`feature_ablation`; ``None``: one per feature.
-      n_permutations: ``None`` for exact enumeration, or an even number >= 2.
+      n_permutations: ``None`` for exact enumeration, or an even number
+        ``2 <= P <= MAX_SAMPLES`` (65536).
       generator: random source for the permutations.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``2^G`` (or ``P (G + 1)``) rows.
@@ -148,7 +149,9 @@ def shapley_values(
             )
         present, upper, lower, weight = _exact_design(n_groups)
     else:
-        n_permutations = check_positive_int(n_permutations, "n_permutations", minimum=2)
+        n_permutations = check_size(
+            n_permutations, "n_permutations", minimum=2, maximum=MAX_SAMPLES
+        )
         if n_permutations % 2:
             raise ValueError(
                 f"n_permutations must be even (antithetic pairs), got {n_permutations}"

@@ -13,12 +13,13 @@ from torch.utils import _pytree as pytree
 
 from ._engine.batching import expand_targets, prepare
 from ._engine.checks import (
+    MAX_SAMPLES,
     check_baseline,
     check_choice,
     check_chunk_size,
     check_flag,
     check_inputs,
-    check_positive_int,
+    check_size,
     check_structure,
     leaf_names,
 )
@@ -89,8 +90,8 @@ def smoothgrad(
       method: an attribution function ``method(fn, x, **options)`` returning
         tensors of ``x``'s structure with a leading batch dimension, e.g.
         :func:`input_gradients`.
-      n_samples: number of noisy copies ``N >= 1``.
-      sigma: noise standard deviation (``>= 0``) in the units of ``x``.
+      n_samples: number of noisy copies ``1 <= N <= MAX_SAMPLES`` (65536).
+      sigma: noise standard deviation (finite, ``>= 0``) in the units of ``x``.
       noise_level: noise standard deviation (``>= 0``) relative to each sample's
         range (see above).
       reduction: ``"mean"`` (SmoothGrad), ``"mean_square"`` (SmoothGrad-squared) or
@@ -115,7 +116,7 @@ def smoothgrad(
     """
     if not callable(method):
         raise TypeError(f"method must be an attribution function, got {method!r}")
-    n_samples = check_positive_int(n_samples, "n_samples")
+    n_samples = check_size(n_samples, "n_samples", maximum=MAX_SAMPLES)
     sigma = _check_scale(sigma, "sigma")
     noise_level = _check_scale(noise_level, "noise_level")
     if sigma is not None and noise_level is not None:
@@ -244,7 +245,7 @@ def expected_gradients(
       fn: batched callable ``(B, *F) -> (B,)`` or ``(B, C)``.
       x: input ``(B, *F)`` or a dict/tuple of such tensors.
       baselines: reference rows ``(M, *F)`` (a pytree like ``x``), e.g. training data.
-      n_samples: draws ``N >= 1`` per sample.
+      n_samples: draws ``1 <= N <= MAX_SAMPLES`` (65536) per sample.
       generator: ``torch.Generator`` for the draws.
       target: ``None``, int, LongTensor ``(B,)`` or ``(B, T)``.
       chunk_size: samples evaluated at once; each costs ``N`` rows of ``fn``, and
@@ -270,7 +271,7 @@ def expected_gradients(
     target, chunk_size = prepare(fn, x, target, chunk_size)
     vectorize = check_vectorize(vectorize)
     multiply_by_inputs = check_flag(multiply_by_inputs, "multiply_by_inputs")
-    n_samples = check_positive_int(n_samples, "n_samples")
+    n_samples = check_size(n_samples, "n_samples", maximum=MAX_SAMPLES)
     _check_generator(generator)
     n_refs = check_inputs(baselines, "baselines")
     check_structure(baselines, x, "baselines")

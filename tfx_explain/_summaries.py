@@ -7,18 +7,44 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-from ._engine.checks import check_structure
+from ._engine.checks import check_structure, is_transformed
 from ._engine.masks import group_matrix
 
 __all__ = ["group_attributions", "global_importance", "combine"]
 
 
-def _flat(attr: Any) -> torch.Tensor:
-    """Attributions ``(B, *F)`` (or a pytree of them) as one ``(B, D)`` tensor."""
+def _flat(attr: Any, name: str = "attributions", *, allow_empty: bool = False) -> torch.Tensor:
+    """Attributions ``(B, *F)`` (or a pytree of them) as one floating ``(B, D)`` tensor.
+
+    Refuses an empty batch, a leaf without feature dims and NaN/Inf (naming the first
+    sample holding one): a mean over them would hide the problem as zeros.
+    """
     leaves = pytree.tree_leaves(attr)
     if not leaves or not all(isinstance(a, torch.Tensor) and a.ndim >= 1 for a in leaves):
-        raise TypeError(f"attributions must be tensors (B, *F) or a pytree of them, got {attr!r}")
-    return torch.cat([a.flatten(1) for a in leaves], dim=1)
+        raise TypeError(f"{name} must be tensors (B, *F) or a pytree of them, got {attr!r}")
+    for a in leaves:
+        if a.ndim < 2 or a.shape[0] == 0 and not allow_empty:
+            raise ValueError(
+                f"{name} must have shape (B, *F) with B >= 1 and a feature dim, "
+                f"got {tuple(a.shape)}"
+            )
+    flat = torch.cat([a.flatten(1) for a in leaves], dim=1)
+    if not flat.is_floating_point():
+        flat = flat.to(torch.get_default_dtype())
+    if not is_transformed(flat):
+        bad = ~torch.isfinite(flat)
+        if bool(bad.any()):
+            row, col = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"{name} must be finite, but sample {row} holds {flat[row, col].item()} "
+                f"(flat feature {col})"
+            )
+    return flat
+
+
+def _check_rows(attr: Any) -> Any:
+    _flat(attr)  # refuses an empty batch and NaN before they are summed away
+    return attr
 
 
 def group_attributions(attr: Any, groups: Any) -> torch.Tensor:
@@ -42,7 +68,7 @@ def group_attributions(attr: Any, groups: Any) -> torch.Tensor:
       >>> group_attributions(attr, {"a": [0], "rest": [1, 2, 3]})
       tensor([[0.1000, 0.9000]])
     """
-    flat = _flat(attr)
+    flat = _flat(attr, allow_empty=True)
     sample = pytree.tree_map(lambda a: a.new_zeros(a.shape[1:]), attr)  # shapes only
     _, members = group_matrix(groups, sample)  # (G, D)
     return flat @ members.to(device=flat.device, dtype=flat.dtype).T
@@ -64,13 +90,14 @@ def global_importance(attr: Any, *, groups: Any = None) -> torch.Tensor:
 
     Returns:
       ``(D,)`` per flat feature, or ``(G,)`` per group; zeros if every attribution is 0.
+      An empty batch, or NaN/Inf in ``attr`` (the error names the sample), is refused.
 
     Example:
       >>> import torch
       >>> global_importance(torch.tensor([[1.0, -3.0], [-1.0, 3.0]]))
       tensor([0.2500, 0.7500])
     """
-    values = _flat(attr) if groups is None else group_attributions(attr, groups)
+    values = _flat(attr) if groups is None else group_attributions(_check_rows(attr), groups)
     mean = values.abs().mean(0)
     total = mean.sum()
     return torch.where(total > 0, mean / torch.where(total > 0, total, 1.0), 0.0)
@@ -92,7 +119,9 @@ def combine(*attributions: Any) -> Any:
         of them with the same structure and shapes.
 
     Returns:
-      ``(B, *F)`` combined scores in ``[-1, 1]`` (a pytree like the inputs).
+      ``(B, *F)`` combined scores in ``[-1, 1]`` (a pytree like the inputs; integer
+      attributions give floating scores). NaN or Inf in any input is refused, naming
+      the sample.
 
     Example:
       >>> import torch
@@ -118,11 +147,14 @@ def combine(*attributions: Any) -> Any:
             )
     leaves, spec = pytree.tree_flatten(first)
     scaled = []
-    for a in attributions:
-        flat = _flat(a)  # (B, D)
+    for i, a in enumerate(attributions):
+        flat = _flat(a, f"attributions[{i}]")  # (B, D)
         peak = flat.abs().amax(1, keepdim=True)  # (B, 1)
         scaled.append(torch.where(peak > 0, flat / torch.where(peak > 0, peak, 1.0), 0.0))
     mean = torch.stack(scaled).mean(0)  # (M, B, D) -> (B, D)
     parts = torch.split(mean, [leaf[0].numel() for leaf in leaves], dim=1)
-    shaped = [p.reshape(leaf.shape).to(leaf.dtype) for p, leaf in zip(parts, leaves, strict=True)]
+    shaped = [
+        p.reshape(leaf.shape).to(leaf.dtype if leaf.is_floating_point() else p.dtype)
+        for p, leaf in zip(parts, leaves, strict=True)
+    ]
     return pytree.tree_unflatten(shaped, spec)

@@ -383,13 +383,14 @@ def test_existing_output_is_refused_then_replaced_on_request(client, params, peo
 def test_a_failed_job_leaves_no_output(client, params, people, tmp_path):
     _, params_path = params
     data, _ = people
-    with pytest.raises(RuntimeError, match="cannot build a model"):
+    # checked on the driver before any worker runs: one ValueError, no cluster traceback
+    with pytest.raises(ValueError, match="cannot load a model.*cannot build a model"):
         attribute_dataset(
             data, tmp_path / "out", params=params_path, factory=broken_factory, scheduler=client
         )
     assert list(tmp_path.iterdir()) == []
     # an option every row fails on is the job's error, not 400 row errors
-    with pytest.raises(ValueError, match="not about the rows.*simpson"):
+    with pytest.raises(ValueError, match="fails on its first valid row.*simpson"):
         attribute_dataset(
             data,
             tmp_path / "out",
@@ -588,3 +589,108 @@ def test_command_line_people_data_then_attribute(client, params, tmp_path, capsy
     args = parser.parse_args(argv)
     assert args.func(args) == 2  # the output exists now
     assert "overwrite" in capsys.readouterr().err
+
+
+# ---- issue 13: the job is checked on the driver before any cluster starts -------------
+
+UNREACHABLE = "tcp://127.0.0.1:9"  # a job that got as far as connecting would fail on this
+
+
+def _people_table(tmp_path, ids, name="ids"):
+    x = load_people(default_people_paths()[0])[0][: len(ids)].numpy()
+    columns = {"row_id": pa.array(ids, type=pa.int64())}
+    columns.update({f: x[:, j] for j, f in enumerate(PEOPLE_FEATURES)})
+    path = tmp_path / name
+    path.mkdir()
+    pq.write_table(pa.table(columns), path / "part-0.parquet")
+    return path
+
+
+def test_duplicate_and_null_row_ids_are_refused_before_any_cluster(params, tmp_path):
+    _, params_path = params
+    run = functools.partial(
+        attribute_dataset, params=params_path, model=MODEL, scheduler=UNREACHABLE
+    )
+    twice = _people_table(tmp_path, [0, 1, 2, 1, 4, 4, 4], "twice")
+    with pytest.raises(ValueError, match=r"unique ids, but 2 ids repeat \(e\.g\. 1, 2 times\)"):
+        run(twice, tmp_path / "out")
+    null = _people_table(tmp_path, [0, None, 2, None], "null")
+    with pytest.raises(ValueError, match="must not be null, but 2 rows .* row 1 of the data"):
+        run(null, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_dask_frame_with_repeated_ids_is_refused_before_any_partition(client, params, tmp_path):
+    _, params_path = params
+    frame = dd.from_pandas(pd.read_parquet(_people_table(tmp_path, [5, 6, 5])), npartitions=2)
+    with pytest.raises(ValueError, match="unique ids"):
+        attribute_dataset(
+            frame, tmp_path / "out", params=params_path, model=MODEL, scheduler=client
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_params_and_options_fail_on_the_driver_in_one_line(params, people, tmp_path):
+    _, params_path = params
+    data, _ = people
+    run = functools.partial(attribute_dataset, data, tmp_path / "out", scheduler=UNREACHABLE)
+    text = tmp_path / "notes.txt"
+    text.write_text("a text file\n")
+    with pytest.raises(ValueError, match="notes.txt: cannot be read as a params file"):
+        run(params=text, model=MODEL)
+    five = tmp_path / "five.pt"
+    save_params(init_transformer_net(n_features=5), five)
+    with pytest.raises(ValueError, match="expected 8 features, the file has 5"):
+        run(params=five, model=MODEL)
+    with pytest.raises(ValueError, match="first valid row.*steps must be an int, got str"):
+        run(params=params_path, model=MODEL, options={"steps": "abc"})
+    with pytest.raises(ValueError, match="first valid row.*steps must be <= 16384"):
+        run(params=params_path, model=MODEL, options={"steps": 10**9})
+    with pytest.raises(ValueError, match="method 'no_such_mod:fn' cannot be imported"):
+        run(params=params_path, model=MODEL, method="no_such_mod:fn")
+    with pytest.raises(ValueError, match="method must be one of ig, gxi, grad"):
+        run(params=params_path, model=MODEL, method="integrated")
+    assert not (tmp_path / "out").exists()  # none got as far as the (unreachable) scheduler
+
+
+def test_an_unreachable_scheduler_is_one_clear_error(params, people, tmp_path, monkeypatch):
+    import tfx_explain.distributed._job as job
+
+    _, params_path = params
+    data, _ = people
+    monkeypatch.setattr(job, "_CONNECT_TIMEOUT", "1s")
+    with pytest.raises(ValueError, match=f"scheduler '{UNREACHABLE}' cannot be reached"):
+        attribute_dataset(
+            data, tmp_path / "out", params=params_path, model=MODEL, scheduler=UNREACHABLE
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_job_where_every_row_fails_says_so(client, params, tmp_path, capsys):
+    _, params_path = params
+    x = load_people(default_people_paths()[0])[0][:6].numpy()
+    columns = {"row_id": np.arange(6), **{f: x[:, j] for j, f in enumerate(PEOPLE_FEATURES)}}
+    columns["age"] = pa.array([None] * 6, type=pa.float32())
+    data = tmp_path / "data"
+    data.mkdir()
+    pq.write_table(pa.table(columns), data / "part-0.parquet")
+    parser = argparse.ArgumentParser(prog="tfx-explain")
+    add_attribute_parser(parser.add_subparsers(required=True))
+    argv = ["attribute", "--input", str(data), "--params", str(params_path), "--quiet"]
+    args = parser.parse_args(argv + ["--out", str(tmp_path / "out")])
+    args.scheduler = client.scheduler.address
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert "error: every one of the 6 rows failed, none was attributed" in err
+    assert "feature 'age' is missing" in err and "Traceback" not in err
+
+
+def test_the_default_chunk_shrinks_with_the_steps_per_row():
+    from tfx_explain.distributed._job import _check_options
+
+    def chunk(**options):
+        return _check_options(options, tx.integrated_gradients, None, None)["chunk_size"]
+
+    assert chunk() == chunk(steps=50) == 256
+    assert chunk(steps=16384) == 8  # 8 x 16384 path points, not 256 x 16384
+    assert chunk(steps=16384, chunk_size=64) == 64  # the caller's choice is kept

@@ -37,7 +37,17 @@ __all__ = [
     "check_values",
     "leaf_names",
     "check_structure",
+    "check_size",
+    "check_depends",
+    "check_differentiable",
+    "MAX_STEPS",
+    "MAX_SAMPLES",
 ]
+
+MAX_STEPS = 2**14
+"""Most path points (quadrature nodes) per sample a method accepts: 16384."""
+MAX_SAMPLES = 2**16
+"""Most noise samples, baseline draws or Shapley permutations per sample: 65536."""
 
 
 def is_transformed(tree: Any) -> bool:
@@ -174,9 +184,11 @@ def check_inputs(x: Any, name: str = "x") -> int:
             raise TypeError(
                 f"{leaf_name} must be a floating tensor to be attributed, got dtype {leaf.dtype}"
             )
-        if leaf.ndim < 1 or leaf.shape[0] < 1:
+        if leaf.ndim < 2 or leaf.shape[0] < 1:
+            hint = f"; for one feature per sample pass {leaf_name}[:, None]" if leaf.ndim else ""
             raise ValueError(
-                f"{leaf_name} must have shape (B, *F) with B >= 1, got {tuple(leaf.shape)}"
+                f"{leaf_name} must have shape (B, *F) with B >= 1 and at least one feature "
+                f"dim, got {tuple(leaf.shape)}{hint}"
             )
         if batch is None:
             batch = leaf.shape[0]
@@ -216,6 +228,11 @@ def check_baseline(baseline: Any, x: Any, name: str = "baseline") -> Any:
     for b_name, x_name, b, leaf in zip(
         leaf_names(baseline, name), x_names, b_leaves, x_leaves, strict=True
     ):
+        if isinstance(b, numbers.Real) and not isinstance(b, bool):
+            if not math.isfinite(float(b)):
+                raise ValueError(f"{b_name} must be finite, got {b}")
+            out.append(torch.full_like(leaf, float(b)))
+            continue
         if not isinstance(b, torch.Tensor):
             raise TypeError(f"{b_name} must be a tensor or number, got {type(b).__name__}")
         if not b.is_floating_point():
@@ -248,6 +265,45 @@ def check_flag(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def check_size(value: Any, name: str, *, minimum: int = 1, maximum: int) -> int:
+    """``check_positive_int`` with a documented upper limit (sizes that allocate memory)."""
+    value = check_positive_int(value, name, minimum=minimum)
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_depends(out: torch.Tensor) -> None:
+    """Refuse an output of ``fn`` that autograd cannot differentiate (static: no values).
+
+    Called on ``fn``'s output where gradients are about to be taken (under
+    ``torch.func.grad`` or with inputs that require grad): a detached output, one
+    computed under ``torch.no_grad()`` or one that does not depend on the input would
+    otherwise give all-zero attributions without a word.
+    """
+    if not out.requires_grad:
+        raise ValueError(
+            "fn's output does not depend on its input through autograd (it is detached, "
+            "computed under torch.no_grad(), or constant), so every gradient would be 0; "
+            "return a tensor computed from x with autograd enabled"
+        )
+
+
+def check_differentiable(fn: Callable, x: Any) -> None:
+    """:func:`check_depends` on ``fn`` at the first row of ``x``, for kernels of their own.
+
+    One extra forward pass of one row, on plain tensors only (under a transform the
+    kernel's own gradient is what is being differentiated).
+    """
+    if is_transformed(x):
+        return
+    first = pytree.tree_map(lambda leaf: leaf[:1].detach().requires_grad_(), x)
+    with torch.enable_grad():
+        out = fn(first)
+    if isinstance(out, torch.Tensor) and out.is_floating_point():
+        check_depends(out)
 
 
 def check_chunk_size(chunk_size: Any) -> int | None:

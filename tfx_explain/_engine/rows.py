@@ -33,7 +33,7 @@ import torch
 from torch.func import grad, grad_and_value, vmap
 from torch.utils import _pytree as pytree
 
-from .checks import check_choice, check_values, is_transformed
+from .checks import check_choice, check_depends, check_values, is_transformed
 from .routing import (
     DEFAULT_ROW_BUDGET,
     PROBE_ROWS,
@@ -121,11 +121,16 @@ def row_gradients(
         if piece is None:
             return _batch_gradients(fn, rows, t_rows)
         return in_pieces(lambda r, t: _batch_gradients(fn, r, t), piece, rows, t_rows)
+    f1 = one_sample(fn, t_rows)
+
+    def checked(x1: Any, t1: Any) -> torch.Tensor:
+        out = f1(x1, t1)
+        check_depends(out)
+        return out
+
     with _fallback_warning(vectorize):
         return vmap(
-            grad_and_value(one_sample(fn, t_rows)),
-            in_dims=(0, None if t_rows is None else 0),
-            chunk_size=piece,
+            grad_and_value(checked), in_dims=(0, None if t_rows is None else 0), chunk_size=piece
         )(rows, t_rows)
 
 
@@ -136,6 +141,7 @@ def _batch_gradients(fn: Callable, rows: Any, t_rows: Any) -> tuple[Any, torch.T
         # fn gets a copy: it may write to its argument, which autograd forbids on r
         out = fn(pytree.tree_map(torch.clone, r))
         values = select_batch(check_output(out, n, t_rows), t_rows)
+        check_depends(values)
         return values.sum(), values
 
     if is_transformed(rows):  # under vmap/grad/compile: stay composable

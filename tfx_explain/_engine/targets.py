@@ -51,6 +51,8 @@ def check_target(target: Any, batch: int, *, device: Any = None) -> torch.Tensor
         raise ValueError(
             f"target must have shape ({batch},) or ({batch}, T), got {tuple(target.shape)}"
         )
+    if target.ndim == 2 and target.shape[1] == 0:
+        raise ValueError(f"target of shape {tuple(target.shape)} holds no targets: T must be >= 1")
     return target if device is None else target.to(device)
 
 
@@ -73,6 +75,11 @@ def check_output(out: Any, rows: int, target: torch.Tensor | None) -> torch.Tens
     """
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"fn must return a tensor, got {type(out).__name__}")
+    if not out.is_floating_point():
+        raise TypeError(
+            f"fn must return a floating tensor, got dtype {out.dtype}; attributions explain "
+            "real-valued outputs (cast, e.g. return logits or probabilities, not labels)"
+        )
     if out.ndim not in (1, 2) or out.shape[0] != rows:
         raise ValueError(
             f"fn must return shape ({rows},) or ({rows}, C) for {rows} input rows, "

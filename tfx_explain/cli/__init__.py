@@ -111,6 +111,29 @@ def explain_people(params: dict, x: torch.Tensor, baseline: torch.Tensor, *, ste
     return out
 
 
+def check_out_dir(path: str, flag: str = "--out") -> Path:
+    """Refuse an output folder that is an existing file (before any work is done)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out} is an existing file, not a directory")
+    return out
+
+
+def check_new_file(path: str, flag: str) -> Path:
+    """Refuse a file to write whose directory does not exist, or that is a directory."""
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{flag} {target} is a directory; give a file name")
+    if not target.absolute().parent.is_dir():
+        raise ValueError(
+            f"{flag} {target}: the directory {target.absolute().parent} does not exist"
+        )
+    return target
+
+
+_PLOT_EXTRA = 'pip install -e ".[plot]"'
+
+
 def _people(args: argparse.Namespace) -> int:
     from tfx_explain.people import (
         PEOPLE_FEATURES,
@@ -125,6 +148,18 @@ def _people(args: argparse.Namespace) -> int:
         transformer_net,
     )
 
+    if args.save:
+        check_new_file(args.save, "--save")
+    if not args.no_plot:
+        check_out_dir(args.out)
+    for flag, path in (("--train", args.train), ("--test", args.test), ("--load", args.load)):
+        if path is not None and not Path(path).is_file():
+            what = "is a directory, not a file" if Path(path).is_dir() else "not found"
+            raise ValueError(f"{flag} {path}: {what}")
+    for flag, value in (("--epochs", args.epochs), ("--steps", args.steps)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+
     started = time.perf_counter()
     importance = None
     if args.load:
@@ -133,7 +168,10 @@ def _people(args: argparse.Namespace) -> int:
         default_train, default_test = default_people_paths()
         x_train, y_train = load_people(args.train or default_train)
         x_test, y_test = load_people(args.test or default_test)
-        params = load_params(args.load)
+        try:
+            params = load_params(args.load, n_features=len(PEOPLE_FEATURES))
+        except ValueError as error:
+            raise ValueError(f"--load {error}") from None
         fn = functools.partial(transformer_net, params)
         train_acc, test_acc = accuracy(fn, x_train, y_train), accuracy(fn, x_test, y_test)
         print(f"Loaded params from {args.load}")
@@ -197,7 +235,7 @@ def _people(args: argparse.Namespace) -> int:
         try:
             from tfx_explain.plot import field_bars
         except ImportError as err:  # matplotlib is an optional extra
-            print(f"\nNo chart: {err}", file=sys.stderr)
+            print(f"\nNo chart: {err} (from a checkout: {_PLOT_EXTRA})", file=sys.stderr)
         else:
             series = (["train-time"] if importance is not None else []) + list(results)
             values = [[row[i + 1] for row in rows] for i in range(len(series))]
@@ -244,11 +282,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_FLAGS = {
+    "out": "--out",
+    "n_workers": "--workers",
+    "n_rows": "--rows",
+    "partitions": "--partitions",
+    "seed": "--seed",
+    "method": "--method",
+    "options": "--option",
+    "params": "--params",
+    "params file": "--params",
+    "id_column": "--id-column",
+    "features": "--features",
+    "target": "--target",
+    "scheduler": "--scheduler",
+    "data": "--input",
+    "steps": "--steps",
+    "epochs": "--epochs",
+    "out_dir": "--out",
+}
+
+
+def flagged(message: str) -> str:
+    """A library message in flag terms: ``n_workers must be >= 1`` -> ``--workers must ...``."""
+    message = " ".join(message.split())  # one line, whatever the library said
+    message = message.replace("pass overwrite=True", "pass --overwrite")
+    for name in sorted(_FLAGS, key=len, reverse=True):
+        if message.startswith(name + " "):
+            return _FLAGS[name] + message[len(name) :]
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, OSError) as err:
+        message = (
+            str(err)
+            if not isinstance(err, OSError) or err.filename is None
+            else (f"{err.strerror}: {err.filename}")
+        )
+        print(f"tfx-explain {args.command}: error: {flagged(message)}", file=sys.stderr)
+        return 2
+    except ImportError as err:
         print(f"tfx-explain {args.command}: error: {err}", file=sys.stderr)
         return 2
 

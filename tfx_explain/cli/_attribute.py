@@ -19,6 +19,8 @@ __all__ = [
 ]
 
 _GROUPS = ("people",)
+_EXTRA = "pip install -e '.[distributed]'"
+_SHORT = "ig, gxi, grad, occlusion, ablation, shapley, eg"
 _PLAYER_METHODS = ("shapley", "ablation")  # methods that take the groups as their players
 
 
@@ -48,7 +50,7 @@ def add_attribute_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--method",
         default="ig",
-        help="ig (default), gxi, grad, occlusion, ablation, shapley, eg, or module:function",
+        help=f"{_SHORT} (default ig), or module:function",
     )
     parser.add_argument(
         "--option",
@@ -95,11 +97,57 @@ def _show_progress(p) -> None:
     )
 
 
+def _distributed():
+    try:
+        import tfx_explain.distributed as distributed
+    except ImportError as error:
+        raise ImportError(f"{error}; from a checkout: {_EXTRA}") from None
+    return distributed
+
+
+def _error(command: str, error: BaseException) -> int:
+    from tfx_explain.cli import flagged
+
+    if isinstance(error, OSError) and not isinstance(error, FileExistsError) and error.filename:
+        text = f"{error.strerror}: {error.filename}"
+    else:
+        text = str(error)
+    print(f"tfx-explain {command}: error: {flagged(text)}", file=sys.stderr)
+    return 2
+
+
+def _check_flags(args: argparse.Namespace, methods) -> None:
+    """The flags a job would fail on, checked in a moment and named by flag."""
+    from pathlib import Path
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.method not in methods and ":" not in args.method:
+        raise ValueError(
+            f"--method must be one of {_SHORT} or module:function, got {args.method!r}"
+        )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is an existing file, not a directory")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out} exists; pass --overwrite to replace it")
+    for flag, path in (("--input", args.input), ("--params", args.params)):
+        if not Path(path).exists():
+            raise ValueError(f"{flag} {path} not found")
+    if Path(args.params).is_dir():
+        raise ValueError(f"--params {args.params} is a directory, not a params file")
+
+
 def run_attribute(args: argparse.Namespace) -> int:
     """Run ``tfx-explain attribute``; print the throughput and importance table."""
     import torch
 
-    from tfx_explain.distributed import ERRORS_FILE, attribute_dataset
+    try:
+        distributed = _distributed()
+        _check_flags(args, distributed.METHODS)
+    except (ImportError, ValueError) as error:
+        return _error("attribute", error)
+    ERRORS_FILE, attribute_dataset = distributed.ERRORS_FILE, distributed.attribute_dataset
     from tfx_explain.people import PEOPLE_FIELDS
 
     options = dict(args.option)
@@ -132,11 +180,22 @@ def run_attribute(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=None if args.quiet else _show_progress,
         )
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as error:
-        print(f"\ntfx-explain attribute: error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError, OSError, ImportError) as error:
+        if not args.quiet:
+            print(file=sys.stderr)
+        return _error("attribute", error)
     if not args.quiet:
         print(file=sys.stderr)
+    if result.rows == 0 and result.errors:
+        first = (result.out / ERRORS_FILE).read_text().splitlines()[0]
+        reason = json.loads(first)["reason"]
+        print(
+            f"tfx-explain attribute: error: every one of the {result.errors:,} rows failed, "
+            f"none was attributed (first reason: {reason}); all are listed in "
+            f"{result.out / ERRORS_FILE}",
+            file=sys.stderr,
+        )
+        return 2
     total = time.perf_counter() - started
     print(f"wrote {result.out}")
     print(
@@ -166,7 +225,11 @@ def add_people_data_parser(subparsers) -> argparse.ArgumentParser:
         "with a row_id column as a parquet directory.",
     )
     parser.add_argument("--out", required=True, help="directory to create")
-    parser.add_argument("--rows", type=int, help="synthetic rows (default: the 240 shipped rows)")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        help="synthetic rows, at most 100,000,000 (default: the 240 shipped rows)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic rows")
     parser.add_argument("--partitions", type=int, help="parquet files (default: 1 per 50k rows)")
     parser.set_defaults(func=run_people_data)
@@ -175,15 +238,12 @@ def add_people_data_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_people_data(args: argparse.Namespace) -> int:
     """Run ``tfx-explain people-data``."""
-    from tfx_explain.distributed import write_people_parquet
-
     try:
-        out = write_people_parquet(
+        out = _distributed().write_people_parquet(
             args.out, n_rows=args.rows, seed=args.seed, partitions=args.partitions
         )
-    except (ValueError, TypeError, FileExistsError) as error:
-        print(f"tfx-explain people-data: error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError, OSError, ImportError) as error:
+        return _error("people-data", error)
     files = sorted(out.glob("*.parquet"))
     print(f"wrote {len(files)} parquet files to {out}")
     return 0

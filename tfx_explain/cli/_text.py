@@ -40,6 +40,13 @@ def explain_pair(a: str, b: str, *, steps: int = 50, baseline: str = "pad") -> d
     tokenizer, model = text.load_minilm()
     load_seconds = time.perf_counter() - started
 
+    limit = int(getattr(model.config, "max_position_embeddings", 512))
+    for name, sentence in (("SENTENCE_A", a), ("SENTENCE_B", b)):
+        n_tokens = len(tokenizer(sentence)["input_ids"])
+        if n_tokens > limit:
+            raise ValueError(
+                f"{name} has {n_tokens} tokens, more than the model's {limit}; shorten it"
+            )
     enc_b = tokenizer([b], return_tensors="pt")
     emb_b, rest_b = text.split_encoder(model, enc_b["input_ids"], enc_b["attention_mask"])
     x_b = text.encoder_inputs(emb_b, enc_b["attention_mask"])
@@ -84,6 +91,12 @@ def _colored(token: str, score: float, peak: float, color: bool) -> str:
 
 def run_text(args: argparse.Namespace) -> int:
     """Handler of ``tfx-explain text``."""
+    if args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if args.format != "none":
+        from tfx_explain.cli import check_out_dir
+
+        check_out_dir(args.out)
     try:
         result = explain_pair(
             args.sentence_a, args.sentence_b, steps=args.steps, baseline=args.baseline
@@ -131,7 +144,10 @@ def run_text(args: argparse.Namespace) -> int:
 
                 path = token_strip(tokens, scores, out / "text_attribution.png", title=title)
             except ImportError as err:
-                print(f"\nNo chart: {err}", file=sys.stderr)
+                print(
+                    f'\nNo chart: {err} (from a checkout: pip install -e ".[plot]")',
+                    file=sys.stderr,
+                )
                 return 0
         print(f"\nWrote {path}")
     return 0

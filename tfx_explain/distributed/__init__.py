@@ -12,7 +12,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installation
     raise ImportError(
         "tfx_explain.distributed needs dask[distributed,dataframe] and pyarrow: "
-        "pip install 'tfx_explain[distributed]'"
+        "pip install 'tfx_explain[distributed]' (from a checkout: pip install -e '.[distributed]')"
     ) from error
 
 from ._cluster import WORKER_ENVIRON, local_cluster

@@ -10,12 +10,14 @@ import shutil
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import dask
 import dask.dataframe as dd
+import pyarrow.parquet as pq
 import torch
 from distributed import Client, as_completed
 
@@ -23,8 +25,8 @@ import tfx_explain as tx
 
 from ._checks import check_positive_int
 from ._cluster import local_cluster
-from ._loader import METHODS, import_path, params_stamp, resolve
-from ._partition import JobSpec, feature_names, part_name, run_partition
+from ._loader import METHODS, import_path, load_model, params_stamp, resolve
+from ._partition import JobSpec, feature_matrix, feature_names, part_name, run_partition
 
 __all__ = [
     "attribute_dataset",
@@ -38,9 +40,15 @@ __all__ = [
 SUMMARY_FILE = "_summary.json"
 ERRORS_FILE = "_errors.jsonl"
 _RESERVED = ("prediction", "attr_", "group_")
+_CONNECT_TIMEOUT = "10s"
+_ROWS_PER_CHUNK = 256 * 512  # DEFAULT_CHUNK_SIZE rows of 512 steps
+_ROWS_PER_SAMPLE = ("steps", "n_samples", "n_permutations")
+_PEOPLE_MODEL = "tfx_explain.people:transformer_net"
 DEFAULT_CHUNK_SIZE = 256
 """Rows per vmap chunk when the method takes ``chunk_size`` and ``options`` leave it out:
-whole partitions at once would hold every path point in memory (50k rows x 50 IG steps)."""
+whole partitions at once would hold every path point in memory (50k rows x 50 IG steps).
+With more than 512 ``steps`` (``n_samples``, ``n_permutations``) per row it shrinks so
+that a chunk stays at about 131072 evaluated rows."""
 
 
 class JobProgress(NamedTuple):
@@ -181,8 +189,18 @@ def attribute_dataset(
     features, width = _check_features(features, width, id_column, frame.columns)
     frame = frame[[id_column, *features]]
     method_path = METHODS.get(method, method) if isinstance(method, str) else method
+    if isinstance(method_path, str) and ":" not in method_path:
+        raise ValueError(
+            f"method must be one of {', '.join(METHODS)} or 'module:function', got {method!r}"
+        )
     method_path = import_path(method_path, "method")
-    options = _check_options(options, resolve(method_path), target, seed)
+    try:
+        method_fn = resolve(method_path)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"method {method_path!r} cannot be imported: {error}") from None
+    if not callable(method_fn):
+        raise TypeError(f"method {method_path!r} is not callable: {method_fn!r}")
+    options = _check_options(options, method_fn, target, seed)
     if (model is None) == (factory is None):
         raise ValueError(f"give exactly one of model and factory, got {model!r} and {factory!r}")
     params = os.path.abspath(params)
@@ -216,12 +234,21 @@ def attribute_dataset(
     )
     names = feature_names(spec)
     spec = spec._replace(groups=_check_groups(groups, names))
+    if source is not None:  # parquet: read the id column alone, before any cluster starts
+        ids = pq.read_table(str(source), columns=[id_column]).column(id_column)
+        _check_ids(ids.to_pandas(), id_column)
+    _dry_run(frame, spec)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         (staging / "_errors").mkdir()
         with _client(scheduler, n_workers) as client:
+            if source is None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # dask's own deprecation notices
+                    ids = client.compute(frame[id_column]).result()
+                _check_ids(ids, id_column)
             started = time.perf_counter()
             summaries = _run(client, frame, spec._replace(staging=str(staging)), progress)
             seconds = time.perf_counter() - started
@@ -230,6 +257,69 @@ def attribute_dataset(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return result
+
+
+def _check_ids(ids, id_column: str) -> None:
+    """Refuse null or repeated row ids: every output row and error is keyed by its id."""
+    missing = ids.isna().to_numpy()
+    if missing.any():
+        raise ValueError(
+            f"id_column {id_column!r} must not be null, but {int(missing.sum()):,} rows have "
+            f"a null id (the first is row {int(missing.argmax())} of the data)"
+        )
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        first = repeated.iloc[0]
+        first = first.item() if hasattr(first, "item") else first
+        raise ValueError(
+            f"id_column {id_column!r} must hold unique ids, but {repeated.nunique():,} ids "
+            f"repeat (e.g. {first!r}, {int((ids == first).sum())} times)"
+        )
+
+
+def _dry_run(frame: dd.DataFrame, spec: JobSpec) -> None:
+    """Load the model and attribute the first valid row on the driver, before any cluster.
+
+    A params file of the wrong kind or architecture, or options the method refuses,
+    then fail in a second with one message instead of once per worker.
+    """
+    if spec.model == _PEOPLE_MODEL and spec.width is None:
+        from tfx_explain.people import load_params
+
+        load_params(spec.params, n_features=len(spec.features))
+    try:
+        fn = load_model(spec.params, model=spec.model, factory=spec.factory)
+    except (ValueError, TypeError, FileNotFoundError):
+        raise
+    except Exception as error:  # noqa: BLE001 - a factory may raise anything
+        raise ValueError(
+            f"cannot load a model from params {spec.params} ({type(error).__name__}: {error})"
+        ) from error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "insufficient elements for head"
+        head = frame.head(16, npartitions=1)
+    values, reasons = feature_matrix(head, spec)
+    valid = [i for i, r in enumerate(reasons) if r is None]
+    if not valid:
+        return  # nothing to try: the rows' own errors are reported by the workers
+    x = torch.from_numpy(values[valid[:1]]).to(getattr(torch, spec.dtype))
+    options = dict(spec.options)
+    if spec.target is not None:
+        options["target"] = spec.target
+    if spec.seed is not None:
+        options["generator"] = torch.Generator().manual_seed(spec.seed)
+    try:
+        resolve(spec.method)(fn, x, **options)
+    except Exception as error:  # noqa: BLE001 - any failure here would fail every row
+        row_id = head[spec.id_column].iloc[valid[0]]
+        raise ValueError(
+            f"the job fails on its first valid row (id {_plain(row_id)!r}), so no cluster "
+            f"was started: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 def _open(data: Any) -> tuple[dd.DataFrame, Path | None]:
@@ -292,7 +382,12 @@ def _check_options(options, method: Callable, target, seed) -> dict:
     except TypeError as error:
         raise TypeError(f"options {sorted(options)} do not fit the method: {error}") from None
     if "chunk_size" in parameters and "chunk_size" not in options:
-        options["chunk_size"] = DEFAULT_CHUNK_SIZE
+        # about DEFAULT_CHUNK_SIZE x 512 rows of fn at once, however many steps or samples
+        per_sample = max(
+            (v for k, v in options.items() if k in _ROWS_PER_SAMPLE and isinstance(v, int)),
+            default=1,
+        )
+        options["chunk_size"] = max(1, min(DEFAULT_CHUNK_SIZE, _ROWS_PER_CHUNK // per_sample))
     return options
 
 
@@ -343,7 +438,14 @@ def _client(scheduler: Any, n_workers: int):
     elif isinstance(scheduler, Client):
         yield scheduler
     elif isinstance(scheduler, str):
-        with Client(scheduler, set_as_default=False) as client:
+        try:
+            client = Client(scheduler, set_as_default=False, timeout=_CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as error:
+            raise ValueError(
+                f"scheduler {scheduler!r} cannot be reached within {_CONNECT_TIMEOUT} "
+                f"({type(error).__name__}: {error})"
+            ) from None
+        with client:
             yield client
     else:
         raise TypeError(f"scheduler must be None, an address or a Client, got {scheduler!r}")

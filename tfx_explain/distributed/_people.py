@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,13 @@ from tfx_explain.people import PEOPLE_FEATURES, default_people_paths, load_peopl
 
 from ._checks import check_positive_int
 
-__all__ = ["write_people_parquet"]
+__all__ = ["write_people_parquet", "MAX_ROWS"]
 
 _ROWS_PER_PARTITION = 50_000
+_BYTES_PER_ROW = 48  # row_id int64 + 8 float32 features, with parquet's overhead
+
+MAX_ROWS = 10**8
+"""Most synthetic rows :func:`write_people_parquet` writes (about 4 GB of parquet)."""
 
 
 def _synthetic(n: int, seed: int, partition: int) -> np.ndarray:
@@ -51,7 +56,8 @@ def write_people_parquet(
 
     Args:
       out_dir: directory to create; must not exist.
-      n_rows: ``None`` for the shipped rows, or the number of synthetic rows.
+      n_rows: ``None`` for the shipped rows, or the number of synthetic rows, at most
+        ``MAX_ROWS`` (10**8) and what the disk has room for (checked before writing).
       seed: seed of the synthetic rows.
       partitions: number of files; ``None``: one per 50,000 rows, at least
         ``min(4, rows)`` so that a few workers share even a small table.
@@ -75,6 +81,15 @@ def write_people_parquet(
         shipped = np.concatenate([load_people(p)[0].numpy() for p in default_people_paths()])
         n_rows = len(shipped)
     n_rows = check_positive_int(n_rows, "n_rows")
+    if n_rows > MAX_ROWS:
+        raise ValueError(f"n_rows must be <= {MAX_ROWS:,} (MAX_ROWS), got {n_rows:,}")
+    parent = next((p for p in out.absolute().parents if p.exists()), Path("/"))
+    free = shutil.disk_usage(parent).free
+    if n_rows * _BYTES_PER_ROW > free:
+        raise ValueError(
+            f"n_rows = {n_rows:,} needs about {n_rows * _BYTES_PER_ROW / 1e9:.1f} GB, but "
+            f"{parent} has {free / 1e9:.1f} GB free"
+        )
     if partitions is None:
         partitions = max(math.ceil(n_rows / _ROWS_PER_PARTITION), min(4, n_rows))
     partitions = check_positive_int(partitions, "partitions")

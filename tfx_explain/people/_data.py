@@ -90,8 +90,8 @@ def load_people(path: str | Path) -> tuple[Tensor, Tensor]:
 
     Raises:
       FileNotFoundError: no such file.
-      ValueError: a malformed line (the message names the file and 1-based line number)
-        or a file without data lines.
+      ValueError: a directory, a binary file, a malformed line (the message names the
+        file and 1-based line number) or a file without data lines.
 
     Example:
       >>> x, y = load_people(default_people_paths()[0])
@@ -99,16 +99,27 @@ def load_people(path: str | Path) -> tuple[Tensor, Tensor]:
       (torch.Size([200, 8]), torch.Size([200]))
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a people data file")
+    if not path.is_file():
+        raise FileNotFoundError(f"people data file {path} not found")
     rows = []
     with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            try:
-                rows.append(_parse_line(text))
-            except ValueError as error:
-                raise ValueError(f"{path}, line {number}: {error}") from None
+        number = 0
+        try:
+            for number, line in enumerate(lines, start=1):  # noqa: B007 - read in except
+                text = line.strip()
+                if not text or text.startswith("#"):
+                    continue
+                try:
+                    rows.append(_parse_line(text))
+                except ValueError as error:
+                    raise ValueError(f"{path}, line {number}: {error}") from None
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{path}, line {number + 1}: not UTF-8 text (a binary file?); expected a "
+                "people data file of 9 values per line"
+            ) from None
     if not rows:
         raise ValueError(f"{path}: no data rows (only blank or '#' comment lines)")
     table = torch.tensor(rows, dtype=torch.float32)  # (N, 9)

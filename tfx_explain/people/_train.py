@@ -12,6 +12,7 @@ import contextlib
 import functools
 import math
 import numbers
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -400,12 +401,53 @@ def save_params(params: Mapping[str, Tensor], path: str | Path) -> None:
     torch.save(blob, Path(path))
 
 
-def load_params(path: str | Path, *, like: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+MAX_PARAMS_BYTES = 2**28
+"""Largest total size (256 MiB) the entries of a params file may declare (the demo's is ~20 kB)."""
+
+
+def _check_declared_size(path: Path, max_bytes: int) -> None:
+    """Refuse a zip (``torch.save``) file whose entries declare more than ``max_bytes``.
+
+    ``weights_only`` stops code execution, not size: a small DEFLATE-compressed entry
+    can declare gigabytes. The declared sizes are read from the zip directory, before
+    anything is inflated.
+    """
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as file:
+            if file.read(1) != b"\x80":  # torch's legacy format starts with a pickle
+                raise ValueError(
+                    f"{path}: cannot be read as a params file (neither a torch.save archive "
+                    "nor a legacy torch file); write one with tfx-explain people --save"
+                )
+        return  # the legacy format is not compressed: the file size bounds the memory
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"{path}: cannot be read as a params file ({error})") from error
+    if declared > max_bytes:
+        raise ValueError(
+            f"{path}: the file declares {declared:,} bytes of tensors, more than max_bytes = "
+            f"{max_bytes:,}; refusing to inflate it (not a params file of this model?)"
+        )
+
+
+def load_params(
+    path: str | Path,
+    *,
+    like: Mapping[str, Tensor] | None = None,
+    n_features: int | None = None,
+    max_bytes: int = MAX_PARAMS_BYTES,
+) -> dict[str, Tensor]:
     """Read a params dict written by :func:`save_params` (``torch.load(weights_only=True)``).
 
     Args:
       path: the file.
       like: if given, the loaded params must have exactly its keys and shapes.
+      n_features: if given, the TransformerNet params must take this many input
+        features (``embed_weight`` of shape ``(n_features, D)``).
+      max_bytes: the most bytes the file's entries may declare, checked before any is
+        inflated (default ``MAX_PARAMS_BYTES``, 256 MiB).
 
     Returns:
       The params dict (CPU tensors).
@@ -418,11 +460,13 @@ def load_params(path: str | Path, *, like: Mapping[str, Tensor] | None = None) -
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"params file {path} not found")
+    _check_declared_size(path, _check_int("max_bytes", max_bytes, 1))
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many types for a damaged file
         raise ValueError(
-            f"{path}: cannot be read as a params file ({type(error).__name__}: {error})"
+            f"{path}: cannot be read as a params file ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''})"
         ) from error
     if not isinstance(blob, dict) or blob.get("format") != _FORMAT:
         raise ValueError(f"{path}: not a tfx_explain params file (no {_FORMAT!r} marker)")
@@ -441,6 +485,15 @@ def load_params(path: str | Path, *, like: Mapping[str, Tensor] | None = None) -
         ]
         if problems:
             raise ValueError(f"{path}: params do not match: {'; '.join(problems)}")
+    if n_features is not None:
+        n_features = _check_int("n_features", n_features, 1)
+        embed = params.get("embed_weight")
+        if not isinstance(embed, Tensor) or embed.ndim != 2:
+            raise ValueError(f"{path}: not TransformerNet params (no 2-d 'embed_weight')")
+        if embed.shape[0] != n_features:
+            raise ValueError(
+                f"{path}: expected {n_features} features, the file has {embed.shape[0]}"
+            )
     return params
 
 
