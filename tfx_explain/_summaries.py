@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
-from ._engine.checks import check_structure, is_transformed
+from ._engine.checks import check_structure, has_values
 from ._engine.masks import group_matrix
 
 __all__ = ["group_attributions", "global_importance", "combine"]
@@ -31,7 +31,7 @@ def _flat(attr: Any, name: str = "attributions", *, allow_empty: bool = False) -
     flat = torch.cat([a.flatten(1) for a in leaves], dim=1)
     if not flat.is_floating_point():
         flat = flat.to(torch.get_default_dtype())
-    if not is_transformed(flat):
+    if has_values(flat):  # a value check: skipped under transforms and on meta
         bad = ~torch.isfinite(flat)
         if bool(bad.any()):
             row, col = (int(i) for i in bad.nonzero()[0])

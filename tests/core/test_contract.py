@@ -1039,6 +1039,8 @@ def test_smoothgrad_refuses_a_non_callable_method():
 NOT_METHODS = {
     "RULES": "the rule names; every rule has an integrated_gradients row",
     "MAX_EXACT_GROUPS": "a constant (its limit is a bad-input case)",
+    "MAX_STEPS": "a constant (its limit is tested in tests/core/test_hardening.py)",
+    "MAX_SAMPLES": "a constant (its limit is tested in tests/core/test_hardening.py)",
     "CompileFallbackWarning": "a warning class",
     "SlowVmapWarning": "a warning class",
     "quadrature": "returns (alphas, weights), not attributions: tests/core/test_quadrature.py",

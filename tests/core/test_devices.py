@@ -356,6 +356,8 @@ CASES: dict[str, dict[str, Callable]] = {
 EXCLUDED = {
     "RULES": "a dict of rule names (each rule runs through quadrature and integrated_gradients)",
     "MAX_EXACT_GROUPS": "an int constant",
+    "MAX_STEPS": "an int constant (the cap on steps)",
+    "MAX_SAMPLES": "an int constant (the cap on n_samples)",
     "AdaptiveResult": "the result type of adaptive_integrated_gradients (its fields are checked)",
     "CompileFallbackWarning": "a warning class",
     "SlowVmapWarning": "a warning class",

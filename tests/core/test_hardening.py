@@ -186,7 +186,7 @@ def test_x_without_a_feature_dim_is_refused_at_the_boundary(call):
 
 def test_occlusion_refuses_strides_that_leave_features_uncovered():
     x = torch.arange(1.0, 6.0)[None]
-    with pytest.raises(ValueError, match="stride=2 is larger than window=1"):
+    with pytest.raises(ValueError, match=r"stride \(2,\) is larger than the window \(1,\)"):
         tx.occlusion(lambda z: z.sum(-1), x, window=1, stride=2)
     # a window spanning the dimension covers every feature whatever the stride
     out = tx.occlusion(lambda z: z.sum(-1), x, window=5, stride=7)
@@ -209,7 +209,7 @@ def test_tuple_baselines_accept_python_ints():
 def test_bad_options_get_clear_errors():
     with pytest.raises(TypeError, match="dtype must be a floating torch.dtype.*'float64'"):
         tx.quadrature("gauss_legendre", 5, dtype="float64")
-    with pytest.raises(ValueError, match="sigma must be a finite number >= 0, got inf"):
+    with pytest.raises(ValueError, match="sigma must be finite, got inf"):
         tx.smoothgrad(tx.input_gradients, sigma=math.inf)
     with pytest.raises(ValueError, match=r"target of shape \(2, 0\) holds no targets"):
         tx.integrated_hessians(

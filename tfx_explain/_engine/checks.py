@@ -39,7 +39,6 @@ __all__ = [
     "check_structure",
     "check_size",
     "check_depends",
-    "check_differentiable",
     "MAX_STEPS",
     "MAX_SAMPLES",
 ]
@@ -289,21 +288,6 @@ def check_depends(out: torch.Tensor) -> None:
             "computed under torch.no_grad(), or constant), so every gradient would be 0; "
             "return a tensor computed from x with autograd enabled"
         )
-
-
-def check_differentiable(fn: Callable, x: Any) -> None:
-    """:func:`check_depends` on ``fn`` at the first row of ``x``, for kernels of their own.
-
-    One extra forward pass of one row, on plain tensors only (under a transform the
-    kernel's own gradient is what is being differentiated).
-    """
-    if is_transformed(x):
-        return
-    first = pytree.tree_map(lambda leaf: leaf[:1].detach().requires_grad_(), x)
-    with torch.enable_grad():
-        out = fn(first)
-    if isinstance(out, torch.Tensor) and out.is_floating_point():
-        check_depends(out)
 
 
 def check_chunk_size(chunk_size: Any) -> int | None:

@@ -82,7 +82,7 @@ def window_masks(
     for d, (size, w, s) in enumerate(zip(feature_shape, window, stride, strict=True)):
         if w > size:
             raise ValueError(f"window {window} is larger than the features {feature_shape}")
-        if s > w:
+        if s > w and w < size:  # a window spanning the dim covers it whatever the stride
             raise ValueError(
                 f"stride {stride} is larger than the window {window} in dim {d}, so the "
                 "features between windows would never be occluded"
