@@ -120,10 +120,11 @@ def run(*, small: bool = False, out: str | Path = "out", seed: int = 0) -> dict:
         from tfx_explain import plot
 
         categories = ["positive"] * N_POS + ["negative"] * N_NEG + ["noise"] * N_NOISE
-        path = plot.expected_vs_estimated(
+        path = Path(out) / "ig_synthetic_linear.png"
+        plot.expected_vs_estimated(
             coef,
             estimated,
-            Path(out) / "ig_synthetic_linear.png",
+            path,
             categories=categories,
             title="Integrated gradients vs known coefficients (96 features)",
             xlabel="true coefficient c_i",

@@ -56,13 +56,15 @@ def run(*, params_path=None, epochs: int = 300, out="out", person=None) -> dict:
     try:
         from tfx_explain import plot
 
-        path = plot.waterfall(
+        path = Path(out) / "people_waterfall.png"
+        plot.waterfall(
             values * 100_000,
             names,
-            Path(out) / "people_waterfall.png",
+            path,
             base=base * 100_000,
             title="Predicted income: 34-year-old male moderate from Oklahoma",
             xlabel="income ($)",
+            fmt="${:,.0f}",
         )
     except ImportError as err:
         print(f"(no plot: {err})")

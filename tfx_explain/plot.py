@@ -763,7 +763,7 @@ def token_strip(
         raise TypeError(f"bars must be a bool, got {bars!r}")
     ax = _check_ax(ax)
 
-    widths = np.array([len(name) + 2.0 for name in names])  # in characters
+    widths = np.array([max(len(name), 5) + 2.0 for name in names])  # in characters (score: 6)
     lefts = np.concatenate([[0.0], np.cumsum(widths)[:-1]])
     centers, total = lefts + widths / 2, float(widths.sum())
     width = min(18.0, max(4.0, 0.095 * total + 1.2))

@@ -99,3 +99,9 @@ def test_multimodal_finds_the_keyword_and_the_number(tmp_path):
     assert result["modality_share"]["categories"] < 0.05
     assert result["max_gap"] < 1e-4
     _png(result["plot"])
+    # the picture shows the verdict's numbers: the left panel's bars are the modality shares
+    left = result["figure"].axes[0]
+    widths = [bar.get_width() for bar in left.patches]
+    assert widths == pytest.approx(list(result["modality_share"].values()), abs=1e-12)
+    labels = [t.get_text().lstrip("* ") for t in left.get_yticklabels()]
+    assert labels == list(result["modality_share"])
