@@ -373,7 +373,7 @@ def test_token_strip_shows_the_caption_scores_and_long_words_level():
     extents = [
         t.get_bbox_patch().get_window_extent() for t in fig.axes[0].texts if t.get_text() in tokens
     ]
-    assert all(a.x1 <= b.x0 for a, b in zip(extents, extents[1:]))
+    assert all(a.x1 <= b.x0 for a, b in zip(extents[:-1], extents[1:], strict=True))
 
 
 def test_token_strips_stack_in_one_figure_without_bars():
