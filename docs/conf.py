@@ -32,7 +32,7 @@ source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build"]
 myst_heading_anchors = 3
 myst_enable_extensions = ["dollarmath"]
-suppress_warnings = ["myst.xref_missing"]  # README links to files of the repository
+suppress_warnings = ["myst.xref_missing", "myst.header"]  # README links, H1 -> H3 jumps
 
 autodoc_default_options = {"members": True, "member-order": "bysource"}
 autodoc_typehints = "description"
@@ -41,6 +41,7 @@ autosummary_generate = False
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+napoleon_use_ivar = True  # NamedTuple fields are documented once, by autodoc
 # the optional extras are mocked when absent, so the site builds from the docs extra alone
 autodoc_mock_imports = [
     name
