@@ -11,7 +11,7 @@ rounding, and the example prints the gap and the top field.
     python examples/people_waterfall.py [--params FILE] [--epochs N] [--out DIR]
 
 ``--params`` takes a file written by ``tfx-explain people --save FILE``. Without
-it, the example trains a model first (300 epochs, about 30 s).
+it, the example trains a model first (300 epochs; see examples/README.md for the time).
 """
 
 from __future__ import annotations
@@ -92,7 +92,11 @@ def main(argv=None) -> int:
     print(f"prediction for this person:              ${r['prediction'] * 1e5:,.2f}")
     print(f"efficiency gap (sum - change): {r['gap']:.2e}; top field: {r['top_field']}")
     verdict = abs(r["gap"]) < 1e-5
-    print(f"verdict: {'PASS' if verdict else 'FAIL'} (|gap| < 1e-5)")
+    top = r["values"][r["top_field"]] * 1e5
+    print(
+        f"verdict: {'PASS' if verdict else 'FAIL'} (|gap| {abs(r['gap']):.2e} < 1e-5; top field "
+        f"{r['top_field']}, {'-' if top < 0 else '+'}${abs(top):,.0f} against the mean person)"
+    )
     if r["plot"]:
         print(f"wrote {r['plot']}")
     return 0 if verdict else 1
