@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {r['plot']}")
     verdict = "PASS" if r["passed"] else "FAIL"
     print(
-        f"VERDICT: {verdict} (want correlation > {MIN_CORRELATION} and worst error "
-        f"< {MAX_ERROR}) in {r['seconds']:.1f} s"
+        f"VERDICT: {verdict} (correlation {r['correlation']:.4f}, want > {MIN_CORRELATION}; "
+        f"worst error {r['worst_error']:.4f}, want < {MAX_ERROR}) in {r['seconds']:.1f} s"
     )
     return 0 if r["passed"] else 1
 

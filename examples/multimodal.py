@@ -220,9 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     if r["plot"]:
         print(f"wrote {r['plot']}")
     verdict = "PASS" if r["passed"] else "FAIL"
+    shares = r["modality_share"]
+    top = max(range(N_NUMBERS), key=lambda i: r["number_importance"][i])
     print(
-        f"VERDICT: {verdict} (want keyword hits >= {MIN_KEYWORD_HITS:.0%}, number {NUMBER} "
-        f"on top, categories < {MAX_CATEGORY_SHARE:.0%}) in {r['seconds']:.1f} s"
+        f"VERDICT: {verdict} (keyword hits {r['keyword_hits']:.0%}, want >= "
+        f"{MIN_KEYWORD_HITS:.0%}; top number {top}, want {NUMBER}; shares text {shares['text']:.3f}, "
+        f"numbers {shares['numbers']:.3f}, categories {shares['categories']:.3f}, want "
+        f"categories < {MAX_CATEGORY_SHARE:.0%}) in {r['seconds']:.1f} s"
     )
     return 0 if r["passed"] else 1
 

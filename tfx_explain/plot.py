@@ -650,7 +650,7 @@ def waterfall(
     ax = _check_ax(ax)
 
     from matplotlib.patches import Patch
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     order = np.argsort(-np.abs(steps), kind="stable") if sort else np.arange(steps.shape[0])
     steps, names = steps[order], [names[i] for i in order]
@@ -680,6 +680,7 @@ def waterfall(
     ends = np.concatenate([[base], starts + steps])
     pad = 0.2 * max(float(ends.max() - ends.min()), 1e-9)
     ax.set_xlim(float(ends.min()) - pad, float(ends.max()) + pad)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # room for long labels like $52,500
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: show(float(v))))
     ax.set_xlabel(xlabel)
     ax.legend(
