@@ -224,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     top = max(range(N_NUMBERS), key=lambda i: r["number_importance"][i])
     print(
         f"VERDICT: {verdict} (keyword hits {r['keyword_hits']:.0%}, want >= "
-        f"{MIN_KEYWORD_HITS:.0%}; top number {top}, want {NUMBER}; shares text {shares['text']:.3f}, "
-        f"numbers {shares['numbers']:.3f}, categories {shares['categories']:.3f}, want "
+        f"{MIN_KEYWORD_HITS:.0%}; top number {top}, want {NUMBER}; shares text "
+        f"{shares['text']:.3f}, numbers {shares['numbers']:.3f}, categories "
+        f"{shares['categories']:.3f}, want "
         f"categories < {MAX_CATEGORY_SHARE:.0%}) in {r['seconds']:.1f} s"
     )
     return 0 if r["passed"] else 1
