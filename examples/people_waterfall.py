@@ -81,7 +81,9 @@ def run(*, params_path=None, epochs: int = 300, out="out", person=None) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", help="params file from `tfx-explain people` (e.g. out/people_params.pt)")
+    parser.add_argument(
+        "--params", help="params file from `tfx-explain people` (e.g. out/people_params.pt)"
+    )
     parser.add_argument("--epochs", type=int, default=300, help="training epochs without --params")
     parser.add_argument("--out", default="out", help="folder for the PNG (default: out)")
     args = parser.parse_args(argv)
