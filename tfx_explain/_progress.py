@@ -42,6 +42,11 @@ def _is_terminal(stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
+def _delay(elapsed: float) -> float:
+    # a bar made after some work (elapsed > 0) skips tqdm's first "0/N" display
+    return 1e-9 if elapsed > 0 else 0.0
+
+
 def progress_bar(
     total: int,
     *,
@@ -75,6 +80,7 @@ def progress_bar(
             colour=color,
             dynamic_ncols=True,
             smoothing=smoothing,
+            delay=_delay(elapsed),
         )
     else:
         bar = tqdm(
@@ -88,6 +94,7 @@ def progress_bar(
             miniters=max(1, total // lines),
             ascii=True,
             smoothing=smoothing,
+            delay=_delay(elapsed),
         )
     bar.start_t -= elapsed  # so the rate and ETA count the time before the bar
     return bar

@@ -55,6 +55,7 @@ def test_a_job_shows_partitions_rows_per_second_and_an_eta():
     log = io.StringIO()
     show = job_progress(stream=log)
     show(JobProgress(1, 4, rows=50_000, errors=2, seconds=10.0))  # 10 s for 1 of 4
+    assert len(log.getvalue().splitlines()) == 1  # no "0/4" line: the bar starts after 1
     first = log.getvalue().splitlines()[-1]
     assert first.startswith("attribute: 1/4 partitions (25%) [00:10<00:30")  # ETA 3 x 10 s
     assert "50,000 rows, 5,000 rows/s, 2 errors" in first
