@@ -298,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="small and fast (smoke test)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--out", help="accepted for examples/run_all.py; this example writes no file"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # tiny models: threads cost more than they save
     r = run(small=args.small, seed=args.seed)

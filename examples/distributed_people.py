@@ -2,15 +2,16 @@
 
 The steps match the command line::
 
-    tfx-explain people --save people.pt               # train, save the params
-    tfx-explain people-data --out people.parquet --rows 20000
-    tfx-explain attribute --input people.parquet --params people.pt --method ig \\
-        --groups people --out people-ig.parquet
+    tfx-explain people                                # train, save out/people_params.pt
+    tfx-explain people-data --out out/people.parquet --rows 20000
+    tfx-explain attribute --input out/people.parquet --method ig --groups people \\
+        --out out/people-ig.parquet
 
 Here: train the model on the shipped people data, write synthetic people rows as
 parquet, run integrated gradients (50 steps) on two loopback workers with the fields
 as groups, print the global importance per field, and check a few rows against a
 plain single-process call. Age should come first by a wide margin (data/README.md).
+Everything is written to a temporary folder that is removed at the end.
 
 Run: ``python examples/distributed_people.py [--rows 20000] [--workers 2] [--epochs 100]``
 (needs ``pip install 'tfx_explain[distributed]'``).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,8 +30,8 @@ import torch
 
 import tfx_explain as tx
 from tfx_explain.distributed import (
-    JobProgress,
     attribute_dataset,
+    job_progress,
     local_cluster,
     write_people_parquet,
 )
@@ -50,15 +52,17 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="distributed-people-"))
+    try:
+        _run(args, work)
+    finally:
+        shutil.rmtree(work)
+
+
+def _run(args: argparse.Namespace, work: Path) -> None:
     run = train_people(epochs=args.epochs, seed=0)
     print(f"trained {args.epochs} epochs: test accuracy {run.test_accuracy:.2f} (within 10%)")
     save_params(run.result.params, work / "people.pt")
     data = write_people_parquet(work / "people.parquet", n_rows=args.rows, seed=1)
-
-    def show(progress: JobProgress) -> None:
-        print(
-            f"  {progress.partitions_done}/{progress.partitions} partitions, {progress.rows:,} rows"
-        )
 
     with local_cluster(args.workers) as client:
         result = attribute_dataset(
@@ -70,7 +74,7 @@ def main() -> None:
             options={"steps": 50},
             groups=PEOPLE_FIELDS,
             scheduler=client,
-            progress=show,
+            progress=job_progress(),
         )
     print(
         f"{result.rows:,} rows, {result.errors} errors in {result.seconds:.1f} s "

@@ -167,10 +167,11 @@ def run(*, small: bool = False, out: str | Path = "out", seed: int = 0, draws: i
         from tfx_explain import plot
 
         shown = slice(0, 5)
-        path = plot.image_overlays(
+        path = Path(out) / "images_digits.png"
+        plot.image_overlays(
             x[shown, 0],
             {name: a[shown, 0] for name, a in maps.items()},
-            Path(out) / "images_digits.png",
+            path,
             row_labels=[
                 f"label {int(t)}, predicted {int(p)}"
                 for t, p in zip(y_test[shown], predicted[shown], strict=True)

@@ -255,30 +255,28 @@ def run_control(control: str, *, small: bool, out: str | Path, seed: int, plot_m
     plots = []
     if plot_module is not None:
         shown = slice(0, min(40, n_test))
-        plots.append(
-            plot_module.heatmaps(
-                {
-                    "before training": before["combined"][shown],
-                    "after training": after["combined"][shown],
-                },
-                Path(out) / f"occlusion_{control}_heatmaps.png",
-                fields=field_positions(),
-                title=f"control '{control}': combined score per character",
-                xlabel="character position",
-                ylabel="test record",
-                colorbar_label="(|occlusion| + |gradient x input|) / 2, max-scaled",
-            )
+        plots.append(Path(out) / f"occlusion_{control}_heatmaps.png")
+        plot_module.heatmaps(
+            {
+                "before training": before["combined"][shown],
+                "after training": after["combined"][shown],
+            },
+            plots[-1],
+            fields=field_positions(),
+            title=f"control '{control}': combined score per character",
+            xlabel="character position",
+            ylabel="test record",
+            colorbar_label="(|occlusion| + |gradient x input|) / 2, max-scaled",
         )
-        plots.append(
-            plot_module.field_bars(
-                torch.stack([per_field[m] for m in METHODS]),
-                names,
-                Path(out) / f"occlusion_{control}_fields.png",
-                series=list(METHODS),
-                highlight=list(CONTROLS[control]),
-                title=f"control '{control}' (test R^2 {r2:.3f})",
-                xlabel="share of mean summed |attribution|",
-            )
+        plots.append(Path(out) / f"occlusion_{control}_fields.png")
+        plot_module.field_bars(
+            torch.stack([per_field[m] for m in METHODS]),
+            names,
+            plots[-1],
+            series=list(METHODS),
+            highlight=list(CONTROLS[control]),
+            title=f"control '{control}' (test R^2 {r2:.3f})",
+            xlabel="share of mean summed |attribution|",
         )
     ranking = {
         m: [names[i] for i in v.argsort(descending=True).tolist()] for m, v in per_field.items()

@@ -10,8 +10,8 @@ rounding, and the example prints the gap and the top field.
 
     python examples/people_waterfall.py [--params FILE] [--epochs N] [--out DIR]
 
-``--params`` takes a file written by ``tfx-explain people --save FILE``. Without
-it, the example trains a model first (300 epochs, about 30 s).
+``--params`` takes a file written by ``tfx-explain people`` (out/people_params.pt). Without
+it, the example trains a model first (300 epochs; see examples/README.md for the time).
 """
 
 from __future__ import annotations
@@ -56,13 +56,15 @@ def run(*, params_path=None, epochs: int = 300, out="out", person=None) -> dict:
     try:
         from tfx_explain import plot
 
-        path = plot.waterfall(
+        path = Path(out) / "people_waterfall.png"
+        plot.waterfall(
             values * 100_000,
             names,
-            Path(out) / "people_waterfall.png",
+            path,
             base=base * 100_000,
             title="Predicted income: 34-year-old male moderate from Oklahoma",
             xlabel="income ($)",
+            fmt="${:,.0f}",
         )
     except ImportError as err:
         print(f"(no plot: {err})")
@@ -79,7 +81,9 @@ def run(*, params_path=None, epochs: int = 300, out="out", person=None) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", help="params file from `tfx-explain people --save FILE`")
+    parser.add_argument(
+        "--params", help="params file from `tfx-explain people` (e.g. out/people_params.pt)"
+    )
     parser.add_argument("--epochs", type=int, default=300, help="training epochs without --params")
     parser.add_argument("--out", default="out", help="folder for the PNG (default: out)")
     args = parser.parse_args(argv)
@@ -90,7 +94,11 @@ def main(argv=None) -> int:
     print(f"prediction for this person:              ${r['prediction'] * 1e5:,.2f}")
     print(f"efficiency gap (sum - change): {r['gap']:.2e}; top field: {r['top_field']}")
     verdict = abs(r["gap"]) < 1e-5
-    print(f"verdict: {'PASS' if verdict else 'FAIL'} (|gap| < 1e-5)")
+    top = r["values"][r["top_field"]] * 1e5
+    print(
+        f"verdict: {'PASS' if verdict else 'FAIL'} (|gap| {abs(r['gap']):.2e} < 1e-5; top field "
+        f"{r['top_field']}, {'-' if top < 0 else '+'}${abs(top):,.0f} against the mean person)"
+    )
     if r["plot"]:
         print(f"wrote {r['plot']}")
     return 0 if verdict else 1

@@ -23,7 +23,7 @@ Run:
     python examples/text_classification.py [--small] [--out DIR]
 
 Writes DIR/text_classification_positive.png and _negative.png (token scores of
-the first explained sentence of each class). Needs the text extra:
+up to 8 explained sentences of each class, one strip per sentence). Needs the text extra:
     pip install "torch==2.13.0" -e ".[text]"
 """
 
@@ -53,6 +53,7 @@ SENTIMENT_WORDS = frozenset(
 )
 MIN_ACCURACY = 0.8
 MIN_HIT_RATE = 0.8
+MAX_SHOWN = 8  # sentences per picture
 
 
 def load_sentences(path: str | Path = DATA) -> tuple[list[str], torch.Tensor]:
@@ -162,19 +163,29 @@ def run(*, small: bool = False, out: str | Path = "out", seed: int = 0) -> dict:
 
     plots = []
     try:
+        from matplotlib.figure import Figure
+
         from tfx_explain import plot
 
         for label, name in ((1, "positive"), (0, "negative")):
-            first = next((e for e in explained if e["label"] == label), None)
-            if first is not None:
-                plots.append(
-                    plot.token_strip(
-                        first["tokens"],
-                        first["scores"],
-                        Path(out) / f"text_classification_{name}.png",
-                        title=f"IG of the {name} logit: {first['sentence']}",
-                    )
+            shown = [e for e in explained if e["label"] == label][:MAX_SHOWN]
+            if not shown:
+                continue
+            width = min(18.0, max(8.0, 0.13 * max(len(" ".join(e["tokens"])) for e in shown)))
+            fig = Figure(figsize=(width, 0.3 + 1.05 * len(shown)), dpi=110, layout="constrained")
+            fig.suptitle(f"IG of the predicted logit, {name} sentences (green: for the class)")
+            for ax, e in zip(fig.subplots(len(shown), 1, squeeze=False)[:, 0], shown, strict=True):
+                said = "positive" if e["predicted"] == 1 else "negative"
+                plot.token_strip(
+                    e["tokens"],
+                    e["scores"],
+                    ax=ax,
+                    bars=False,
+                    title=f"{e['sentence']}  (predicted {said}, top word {e['top_word']!r})",
                 )
+            plots.append(Path(out) / f"text_classification_{name}.png")
+            plots[-1].parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(plots[-1])
     except ImportError as err:
         print(f"(no plot: {err})")
     result = {

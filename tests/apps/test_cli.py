@@ -70,6 +70,48 @@ def test_people_reports_a_corrupt_params_file(tmp_path, capsys):
     assert "params.pt" in capsys.readouterr().err
 
 
+def test_people_saves_its_params_to_out_by_default_and_attribute_finds_them(tmp_path, capsys):
+    from tfx_explain.cli import PARAMS_FILE, build_parser
+
+    args = ["people", "--epochs", "2", "--steps", "4", "--no-plot", "--out", str(tmp_path)]
+    assert main(args) == 0
+    saved = tmp_path / PARAMS_FILE
+    assert saved.is_file() and f"Saved params to {saved}" in capsys.readouterr().out
+    attribute = build_parser().parse_args(["attribute", "--input", "x", "--out", "y"])
+    assert attribute.params == "out/people_params.pt" == f"out/{PARAMS_FILE}"
+    again = tmp_path / "again"
+    assert (
+        main(
+            [
+                "people",
+                "--epochs",
+                "1",
+                "--steps",
+                "4",
+                "--no-plot",
+                "--no-save",
+                "--out",
+                str(again),
+            ]
+        )
+        == 0
+    )
+    assert not again.exists()  # --no-save and --no-plot: nothing written
+    assert (
+        main(["people", "--load", str(saved), "--no-plot", "--steps", "4", "--out", str(again)])
+        == 0
+    )
+    assert not again.exists()  # loaded params are not saved again
+
+
+def test_people_chart_keeps_the_training_gradient_apart(tmp_path):
+    from tfx_explain.cli import _people_chart
+
+    rows = [["sex", 0.1, 0.2], ["age", 0.9, 0.8]]
+    path = _people_chart(rows, ["sex", "age"], ["exact Shapley"], tmp_path, importance=[0.5])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # ---- issue 13: a bad run ends with one `error:` line naming the flag, exit code 2 ----------
 
 

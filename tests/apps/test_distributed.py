@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import logging
 import os
+import re
 import signal
 
 import numpy as np
@@ -579,6 +581,10 @@ def test_command_line_people_data_then_attribute(client, params, tmp_path, capsy
     shown = capsys.readouterr()
     assert "300 rows attributed, 0 errors" in shown.out and "rows/s" in shown.out
     assert "global importance by group" in shown.out and "4/4 partitions" in shown.err
+    # tqdm's plain lines (stderr is not a terminal): partitions, ETA, rows and rows/s
+    assert re.search(r"attribute: 4/4 partitions \(100%\) \[\d\d:\d\d<00:00, ", shown.err)
+    assert "300 rows, " in shown.err and " rows/s, 0 errors]" in shown.err
+    assert "\r" not in shown.err
     out = pd.read_parquet(tmp_path / "out")
     assert {f"group_{g}" for g in PEOPLE_FIELDS} <= set(out.columns) and len(out) == 300
     # exact group Shapley with the people fields as players: one value per field, shared evenly
@@ -589,6 +595,26 @@ def test_command_line_people_data_then_attribute(client, params, tmp_path, capsy
     args = parser.parse_args(argv)
     assert args.func(args) == 2  # the output exists now
     assert "overwrite" in capsys.readouterr().err
+
+
+def test_a_local_cluster_stops_its_workers_without_the_kill_warning():
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    nanny = logging.getLogger("distributed.nanny")
+    nanny.addHandler(handler)
+    try:
+        with local_cluster(1) as client:
+            assert client.submit(_torch_sum).result() == 3.0
+    finally:
+        nanny.removeHandler(handler)
+    assert not [r for r in records if "still alive" in r.getMessage()]
+
+
+def _torch_sum():
+    import torch
+
+    return float(torch.ones(3).sum())
 
 
 # ---- issue 13: the job is checked on the driver before any cluster starts -------------

@@ -99,6 +99,12 @@ def test_multimodal_finds_the_keyword_and_the_number(tmp_path):
     assert result["modality_share"]["categories"] < 0.05
     assert result["max_gap"] < 1e-4
     _png(result["plot"])
+    # the picture shows the verdict's numbers: the left panel's bars are the modality shares
+    left = result["figure"].axes[0]
+    widths = [bar.get_width() for bar in left.patches]
+    assert widths == pytest.approx(list(result["modality_share"].values()), abs=1e-12)
+    labels = [t.get_text().lstrip("* ") for t in left.get_yticklabels()]
+    assert labels == list(result["modality_share"])
 
 
 # ---- training with explanations (issue 17) ----
@@ -117,3 +123,37 @@ def test_attribution_priors_remove_the_decoy_and_cap_the_field():
     assert people["prior"]["accuracy"] >= people["plain"]["accuracy"] - example.MARGIN
     assert len(result["costs"]) == 4  # plain, and the cap with IG, integrated and expected
     assert all(seconds > 0 for seconds in result["costs"].values())
+
+
+# ---- examples/run_all.py (issue 18) ----
+
+
+def test_run_all_rewrites_only_its_table_and_states_the_mode(tmp_path):
+    run_all = _load("run_all")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Examples\n\nintro\n\n{run_all.BEGIN}\nold table\n{run_all.END}\n\nrest\n")
+    rows = {
+        "multimodal": {"seconds": 12.3, "verdict": "VERDICT: PASS (a | b)", "code": 0},
+        "text_classification": {"skipped": True, "verdict": "skipped: x is not installed"},
+    }
+    block = run_all.table(rows, small=True, header="Generated on a test machine.")
+    run_all.rewrite(readme, block)
+    text = readme.read_text()
+    assert text.startswith("# Examples\n\nintro\n\n") and text.endswith("\n\nrest\n")
+    assert "old table" not in text and "Generated on a test machine." in text
+    assert "| `multimodal.py` | `python examples/multimodal.py --small` | 12 s |" in text
+    assert "VERDICT: PASS (a \\| b)" in text  # a verdict's | does not split the table
+    assert "| skipped | skipped: x is not installed |" in text
+    assert run_all.VERDICT.findall("x\nverdict: PASS (gap 0)\nVERDICT: FAIL\n")[-1] == (
+        "VERDICT: FAIL"
+    )
+    broken = tmp_path / "plain.md"
+    broken.write_text("no markers")
+    with pytest.raises(SystemExit, match="no <!-- run_all: begin -->"):
+        run_all.rewrite(broken, block)
+
+
+def test_every_example_is_in_run_all():
+    run_all = _load("run_all")
+    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"run_all", "distributed_people"}
+    assert set(run_all.EXAMPLES) == scripts  # distributed_people has no verdict to table

@@ -1,4 +1,5 @@
-"""Every public plot function writes a PNG, refuses bad arguments by name, mutates nothing."""
+"""Every public plot function draws a Figure (into ``ax=`` if given), writes a PNG only when
+given a path, refuses bad arguments by name and mutates nothing."""
 
 import subprocess
 import sys
@@ -80,17 +81,19 @@ def test_every_public_function_is_covered():
 
 
 @pytest.mark.parametrize("name", sorted(_calls()))
-def test_writes_a_png_and_returns_its_path(name, tmp_path):
+def test_writes_a_png_and_returns_the_figure(name, tmp_path):
+    from matplotlib.figure import Figure
+
     path = tmp_path / "sub" / f"{name}.png"  # parent folders are created
     result = _call(name, path)
-    assert result == path
+    assert isinstance(result, Figure)
     _is_png(path)
 
 
 @pytest.mark.parametrize("name", sorted(_calls()))
 def test_accepts_a_str_path(name, tmp_path):
-    result = _call(name, str(tmp_path / f"{name}.png"))
-    _is_png(result)
+    _call(name, str(tmp_path / f"{name}.png"))
+    _is_png(tmp_path / f"{name}.png")
 
 
 @pytest.mark.parametrize("name", sorted(_calls()))
@@ -138,7 +141,7 @@ def test_a_tensor_that_requires_grad_is_plotted_and_left_alone(tmp_path):
 @pytest.mark.parametrize(
     ("path", "error", "words"),
     [
-        (3, TypeError, "path must be a str or os.PathLike"),
+        (3, TypeError, r"path must be a str or os.PathLike \(or None\), got int: 3"),
         ("figure.jpg", ValueError, "path must end in .png"),
     ],
 )
@@ -221,6 +224,14 @@ BAD = [
     ("waterfall", {"base": "0.5"}, ValueError, r"base must be a finite number, got '0.5'"),
     ("waterfall", {"base": True}, ValueError, r"base must be a finite number, got True"),
     ("waterfall", {"sort": "yes"}, TypeError, r"sort must be a bool, got 'yes'"),
+    ("waterfall", {"fmt": 3}, TypeError, r"fmt must be a format template .* got 3"),
+    ("waterfall", {"fmt": "{x}"}, ValueError, r"fmt must format one number, .* got '\{x\}'"),
+    ("token_strip", {"caption": 1}, TypeError, r"caption must be a str or None, got 1"),
+    ("token_strip", {"bars": 1}, TypeError, r"bars must be a bool, got 1"),
+    *[
+        (name, {"ax": "left"}, TypeError, r"ax must be a matplotlib Axes or None, got str")
+        for name in sorted(_calls())
+    ],
 ]
 
 
@@ -258,3 +269,118 @@ def test_draws_on_an_agg_canvas_without_pyplot(name, tmp_path, monkeypatch):
         import matplotlib.pyplot as plt
 
         assert plt.get_fignums() == []
+
+
+# ---- figures, ax= and the pictures' details (issue 18) ----
+
+
+@pytest.mark.parametrize("name", sorted(_calls()))
+def test_without_a_path_returns_a_figure_and_writes_nothing(name, tmp_path, monkeypatch):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    monkeypatch.chdir(tmp_path)
+    fn, args, kwargs = _calls()[name]
+    fig = fn(*args, **kwargs)
+    assert isinstance(fig, Figure) and isinstance(fig.canvas, FigureCanvasAgg)
+    assert fig.axes and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", sorted(_calls()))
+def test_draws_into_the_given_axes(name, tmp_path):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 6))
+    left, right = fig.subplots(1, 2)
+    left.plot([0, 1], [0, 1])
+    fn, args, kwargs = _calls()[name]
+    result = fn(*args, tmp_path / "in_ax.png", ax=right, **kwargs)
+    assert result is fig  # drawn on the caller's figure, the whole figure written
+    _is_png(tmp_path / "in_ax.png")
+    assert left in fig.axes and len(left.lines) == 1  # the other panel is left alone
+    drawn = [ax for ax in fig.axes if ax is not left]
+    assert drawn and any(ax.has_data() or ax.texts for ax in drawn)
+    for ax in drawn:  # everything drawn lies in the right half, where ``right`` was
+        assert ax.get_position().x0 >= 0.45
+
+
+def test_axes_without_a_subplot_place_cannot_hold_panels():
+    from matplotlib.figure import Figure
+
+    free = Figure().add_axes((0.1, 0.1, 0.8, 0.8))
+    with pytest.raises(ValueError, match=r"ax must be a subplot .* 2x1 panels"):
+        plot.token_strip(["a"], [0.5], ax=free)
+
+
+def _drawn_texts(fig):
+    fig.canvas.draw()
+    texts = [t for ax in fig.axes for t in ax.texts]
+    for ax in fig.axes:  # the tick labels inside the view (the others are not drawn)
+        low, high = sorted(ax.get_xlim())
+        texts += [t for t in ax.get_xticklabels() if low <= t.get_position()[0] <= high]
+        texts += ax.get_yticklabels()
+    texts += [t for ax in fig.axes for t in (ax._left_title, ax.title, ax._right_title)]
+    texts += [fig._suptitle] if fig._suptitle else []
+    return [t for t in texts if t.get_text()]
+
+
+def test_waterfall_writes_dollars_in_shap_colors_and_keeps_its_title_inside():
+    from matplotlib.colors import to_hex
+
+    values = torch.tensor([-10_743.25, 2_105.5, 815.0, -120.4])
+    title = "Predicted income of a 34-year-old male moderate from Oklahoma, field by field"
+    fig = plot.waterfall(
+        values, ["age", "sex", "state", "politics"], base=52_230.6, fmt="${:,.0f}", title=title
+    )
+    texts = _drawn_texts(fig)
+    words = [t.get_text() for t in texts]
+    assert "-$10,743" in words and "+$2,106" in words and "+$815" in words and "-$120" in words
+    assert "baseline f(x') = $52,231" in words
+    assert not any("e+" in w or "e-0" in w for w in words)  # no scientific notation anywhere
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert ticks and all(t.lstrip("-").startswith("$") for t in ticks)
+    bars = fig.axes[0].patches[:4]  # sorted by magnitude: age, sex, state, politics
+    assert [to_hex(b.get_facecolor()) for b in bars] == ["#008bfb", "#ff0051", "#ff0051", "#008bfb"]
+    box = fig.bbox
+    for t in texts:  # title and labels lie inside the figure
+        extent = t.get_window_extent()
+        assert extent.x0 >= box.x0 - 1 and extent.x1 <= box.x1 + 1, t.get_text()
+
+
+def test_waterfall_default_labels_share_one_precision():
+    fig = plot.waterfall([0.3, -0.1, 0.05], ["a", "b", "c"], base=0.5)
+    words = [t.get_text() for t in fig.axes[0].texts]
+    assert words == ["+0.300", "-0.100", "+0.050"]
+
+
+def test_token_strip_shows_the_caption_scores_and_long_words_level():
+    tokens = ["[CLS]", "the", "extraordinarily", "warm", "mat", "[SEP]"]
+    scores = [0.0, 0.066, 0.273, -0.0058, 0.13, 0.0]
+    fig = plot.token_strip(tokens, scores, caption="Sentence B: A kitten is resting on a rug.")
+    words = [t.get_text() for t in _drawn_texts(fig)]
+    assert any("Sentence B: A kitten" in w for w in words)
+    assert "-0.006" in words and "+0.273" in words  # every score is written, not only shown
+    assert all(t.get_rotation() == 0 for ax in fig.axes for t in ax.texts + ax.get_xticklabels())
+    boxes = {t.get_text(): t.get_bbox_patch() for t in fig.axes[0].texts if t.get_bbox_patch()}
+    from matplotlib import colormaps
+
+    middle = np.array(colormaps["RdYlGn"](0.5)[:3])
+    warm = boxes["warm"]
+    assert np.abs(np.array(warm.get_facecolor()[:3]) - middle).max() > 0.1  # visibly not neutral
+    red, green = np.array(warm.get_edgecolor()[:3]), np.array(boxes["mat"].get_edgecolor()[:3])
+    assert red[0] > red[1] and green[1] > green[0]  # the edge carries the sign
+    # left to right, each token's room in proportion to its length: level words never overlap
+    extents = [
+        t.get_bbox_patch().get_window_extent() for t in fig.axes[0].texts if t.get_text() in tokens
+    ]
+    assert all(a.x1 <= b.x0 for a, b in zip(extents[:-1], extents[1:], strict=True))
+
+
+def test_token_strips_stack_in_one_figure_without_bars():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4))
+    rows = fig.subplots(3, 1)
+    for ax, score in zip(rows, [0.5, -0.5, 0.1], strict=True):
+        assert plot.token_strip(["good", "film"], [score, 0.0], ax=ax, bars=False) is fig
+    assert len(fig.axes) == 3 and not any(ax.patches for ax in fig.axes)

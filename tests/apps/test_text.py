@@ -258,7 +258,10 @@ def test_cli_text_prints_similarity_gap_and_tokens(tmp_path, capsys, fmt):
     assert tokens[:3] == ["[CLS]", "the", "cat"] and "[SEP]" in tokens
     written = tmp_path / f"text_attribution.{fmt}"
     if fmt == "html":
-        assert "<span" in written.read_text() and "cat" in written.read_text()
+        page = written.read_text()
+        assert "<span" in page and "cat" in page
+        assert "B: A kitten rests on a rug." in page  # sentence B is on the page
+        assert "raises the score" in page  # the legend
     else:
         assert written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -290,3 +293,16 @@ def test_cli_colors_tokens_by_sign_only_on_a_terminal():
     assert _colored("bad", -0.2, 1.0, color=True) == "\033[31mbad\033[0m"
     assert _colored("[CLS]", 0.0, 1.0, color=True) == "[CLS]"
     assert _colored("good", 0.9, 1.0, color=False) == "good"
+
+
+def test_token_html_shows_every_score_a_legend_and_renders_in_notebooks():
+    page = text.token_html(["the", "warm", "mat"], [0.0657, -0.0058, 0.2727], caption="B: a rug")
+    assert isinstance(page, str) and page.startswith("<!DOCTYPE html>")
+    fragment = page._repr_html_()
+    assert fragment in page and "<html" not in fragment
+    for score in ("+0.0657", "-0.0058", "+0.2727"):  # written on the page, not only on hover
+        assert f'<small style="color: #444">{score}</small>' in page
+    assert "B: a rug" in page and "green</span> raises" in page
+    # the small negative score keeps a visible shade and a red border
+    warm = page.split("warm")[0].rsplit("<span", 1)[1]
+    assert "rgba(210, 0, 0, 0.17)" in warm and "border: 1px solid rgb(210, 0, 0)" in warm

@@ -14,32 +14,26 @@ import torch
 __all__ = ["main", "build_parser"]
 
 PERSON = {"sex": "M", "age": 34, "state": "oklahoma", "politics": "moderate"}
+PARAMS_FILE = "people_params.pt"
+"""Where ``tfx-explain people`` saves the trained params in its ``--out`` folder, and where
+``tfx-explain attribute`` looks for them by default (``out/people_params.pt``)."""
 
 
 class _Progress:
-    """A one-line progress bar on stderr: ``epoch 120/300 [#####.....] loss 0.00123``."""
+    """``on_epoch`` for training: a tqdm bar ``epochs 120/300 [...] loss=0.00123`` on stderr."""
 
-    def __init__(self, total: int, *, stream=None, width: int = 30) -> None:
-        self.total, self.width = total, width
-        self.stream = sys.stderr if stream is None else stream
-        self.start = time.perf_counter()
+    def __init__(self, total: int, *, stream=None) -> None:
+        from tfx_explain._progress import progress_bar
+
+        self.bar = progress_bar(total, desc="epochs", unit="epochs", stream=stream)
 
     def __call__(self, epoch: int, loss: float) -> None:
-        done = epoch + 1
-        live = self.stream.isatty()  # redraw one line on a terminal; else print every 10%
-        if done != self.total and done % max(1, self.total // (100 if live else 10)):
+        if self.bar is None:
             return
-        filled = self.width * done // self.total
-        bar = "#" * filled + "." * (self.width - filled)
-        elapsed = time.perf_counter() - self.start
-        end = "\n" if done == self.total or not live else ""
-        start = "\r" if live else ""
-        print(
-            f"{start}  epoch {done:4d}/{self.total} [{bar}] loss {loss:.5f}  {elapsed:5.1f}s",
-            end=end,
-            file=self.stream,
-            flush=True,
-        )
+        self.bar.set_postfix_str(f"loss {loss:.5f}", refresh=False)
+        self.bar.update(epoch + 1 - self.bar.n)
+        if self.bar.n >= self.bar.total:
+            self.bar.close()
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -134,6 +128,40 @@ def check_new_file(path: str, flag: str) -> Path:
 _PLOT_EXTRA = 'pip install -e ".[plot]"'
 
 
+def _people_chart(rows, fields, methods, out: Path, importance) -> Path:
+    """The field-importance PNG: the training-time loss gradient in a panel of its own."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError('the chart needs matplotlib: pip install "tfx_explain[plot]"') from err
+    from tfx_explain.plot import field_bars
+
+    trained = importance is not None
+    fig = Figure(figsize=(12.0 if trained else 7.0, 3.4), dpi=110, layout="constrained")
+    axes = fig.subplots(1, 2, width_ratios=[1, 1.6]) if trained else [fig.add_subplot()]
+    fig.suptitle("People income: field importance (each panel sums to 1)")
+    if trained:
+        field_bars(
+            [row[1] for row in rows],
+            fields,
+            ax=axes[0],
+            title="training time: mean |d loss / d x| over the epochs",
+            xlabel="share of mean |loss gradient| (not an attribution)",
+        )
+    field_bars(
+        [[row[i + 1 + trained] for row in rows] for i in range(len(methods))],
+        fields,
+        ax=axes[-1],
+        series=methods,
+        title="post hoc: attributions of the prediction, test rows",
+        xlabel="share of mean |field attribution|",
+    )
+    path = out / "people_field_importance.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
 def _people(args: argparse.Namespace) -> int:
     from tfx_explain.people import (
         PEOPLE_FEATURES,
@@ -190,9 +218,11 @@ def _people(args: argparse.Namespace) -> int:
         params, importance = run.result.params, run.result.input_importance
         x_train, x_test = run.x_train, run.x_test
         train_acc, test_acc = run.train_accuracy, run.test_accuracy
-    if args.save:
-        save_params(params, args.save)
-        print(f"Saved params to {args.save}")
+    save = args.save or (None if args.load or args.no_save else Path(args.out) / PARAMS_FILE)
+    if save:
+        Path(save).parent.mkdir(parents=True, exist_ok=True)
+        save_params(params, save)
+        print(f"Saved params to {save}")
     fn = functools.partial(transformer_net, params)
     print(f"\nAccuracy (within 10% of the true income): train {train_acc:.4f}, test {test_acc:.4f}")
 
@@ -233,20 +263,10 @@ def _people(args: argparse.Namespace) -> int:
 
     if not args.no_plot:
         try:
-            from tfx_explain.plot import field_bars
+            path = _people_chart(rows, fields, list(results), Path(args.out), importance)
         except ImportError as err:  # matplotlib is an optional extra
             print(f"\nNo chart: {err} (from a checkout: {_PLOT_EXTRA})", file=sys.stderr)
         else:
-            series = (["train-time"] if importance is not None else []) + list(results)
-            values = [[row[i + 1] for row in rows] for i in range(len(series))]
-            path = field_bars(
-                values,
-                fields,
-                Path(args.out) / "people_field_importance.png",
-                series=series,
-                title="People income: field importance",
-                xlabel="share of mean |attribution|",
-            )
             print(f"\nWrote {path}")
     print(f"\nDone in {time.perf_counter() - started:.1f}s")
     return 0
@@ -268,9 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
     people.add_argument("--epochs", type=int, default=300, help="training epochs (300)")
     people.add_argument("--seed", type=int, default=0, help="seed of the run (0)")
     people.add_argument("--steps", type=int, default=50, help="integrated-gradients steps (50)")
-    people.add_argument("--out", default="out", help="folder for the chart (out/)")
+    people.add_argument(
+        "--out", default="out", help=f"folder for the chart and the params (out/, {PARAMS_FILE})"
+    )
     people.add_argument("--load", metavar="FILE", help="load params instead of training")
-    people.add_argument("--save", metavar="FILE", help="save the params to FILE")
+    people.add_argument(
+        "--save",
+        metavar="FILE",
+        help=f"save the params to FILE (default after training: OUT/{PARAMS_FILE})",
+    )
+    people.add_argument("--no-save", action="store_true", help="do not save the trained params")
     people.add_argument("--no-plot", action="store_true", help="do not write the PNG chart")
     people.set_defaults(func=_people)
     from tfx_explain.cli._attribute import add_attribute_parser, add_people_data_parser

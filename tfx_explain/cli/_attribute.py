@@ -45,7 +45,11 @@ def add_attribute_parser(subparsers) -> argparse.ArgumentParser:
         "_errors.jsonl and the global importance in _summary.json.",
     )
     parser.add_argument("--input", required=True, help="parquet file or directory")
-    parser.add_argument("--params", required=True, help="params file (tfx-explain people --save)")
+    parser.add_argument(
+        "--params",
+        default="out/people_params.pt",
+        help="params file (default: out/people_params.pt, where `tfx-explain people` saves them)",
+    )
     parser.add_argument("--out", required=True, help="output directory (must not exist)")
     parser.add_argument(
         "--method",
@@ -80,21 +84,11 @@ def add_attribute_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, help="local workers (default 2)")
     parser.add_argument("--scheduler", help="address of an existing Dask scheduler")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress bar (tqdm; plain lines when not a TTY)"
+    )
     parser.set_defaults(func=run_attribute)
     return parser
-
-
-def _show_progress(p) -> None:
-    rate = p.rows / p.seconds if p.seconds > 0 else 0.0
-    filled = round(20 * p.partitions_done / p.partitions)
-    print(
-        f"\r[{'#' * filled}{'.' * (20 - filled)}] {p.partitions_done}/{p.partitions} "
-        f"partitions  {p.rows:,} rows  {p.errors:,} errors  {rate:,.0f} rows/s",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def _distributed():
@@ -148,6 +142,7 @@ def run_attribute(args: argparse.Namespace) -> int:
     except (ImportError, ValueError) as error:
         return _error("attribute", error)
     ERRORS_FILE, attribute_dataset = distributed.ERRORS_FILE, distributed.attribute_dataset
+    job_progress = distributed.job_progress
     from tfx_explain.people import PEOPLE_FIELDS
 
     options = dict(args.option)
@@ -160,6 +155,7 @@ def run_attribute(args: argparse.Namespace) -> int:
     if isinstance(options.get("window"), list):
         options["window"] = tuple(options["window"])
     started = time.perf_counter()
+    show = None if args.quiet else job_progress()
     try:
         result = attribute_dataset(
             args.input,
@@ -178,14 +174,13 @@ def run_attribute(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             n_workers=args.workers,
             overwrite=args.overwrite,
-            progress=None if args.quiet else _show_progress,
+            progress=show,
         )
     except (ValueError, TypeError, OSError, ImportError) as error:
-        if not args.quiet:
-            print(file=sys.stderr)
         return _error("attribute", error)
-    if not args.quiet:
-        print(file=sys.stderr)
+    finally:
+        if show is not None:
+            show.close()
     if result.rows == 0 and result.errors:
         first = (result.out / ERRORS_FILE).read_text().splitlines()[0]
         reason = json.loads(first)["reason"]

@@ -132,17 +132,20 @@ def run_text(args: argparse.Namespace) -> int:
         title = (
             f"Integrated gradients of similarity {result['similarity']:.3f} to B, per token of A"
         )
+        caption = f"A: {args.sentence_a}\nB: {args.sentence_b}"
         if args.format == "html":
             from tfx_explain.text import token_html
 
             out.mkdir(parents=True, exist_ok=True)
             path = out / "text_attribution.html"
-            path.write_text(token_html(tokens, scores, title=title), encoding="utf-8")
+            page = token_html(tokens, scores, title=title, caption=caption)
+            path.write_text(page, encoding="utf-8")
         else:
             try:
                 from tfx_explain.plot import token_strip
 
-                path = token_strip(tokens, scores, out / "text_attribution.png", title=title)
+                path = out / "text_attribution.png"
+                token_strip(tokens, scores, path, title=title, caption=caption)
             except ImportError as err:
                 print(
                     f'\nNo chart: {err} (from a checkout: pip install -e ".[plot]")',

@@ -19,6 +19,7 @@ from ._cluster import WORKER_ENVIRON, local_cluster
 from ._job import ERRORS_FILE, SUMMARY_FILE, JobProgress, JobResult, attribute_dataset
 from ._loader import METHODS, load_model
 from ._people import write_people_parquet
+from ._progress import job_progress
 
 __all__ = [
     "ERRORS_FILE",
@@ -28,6 +29,7 @@ __all__ = [
     "JobProgress",
     "JobResult",
     "attribute_dataset",
+    "job_progress",
     "load_model",
     "local_cluster",
     "write_people_parquet",

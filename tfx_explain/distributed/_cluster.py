@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import Iterator
@@ -65,7 +66,26 @@ def local_cluster(n_workers: int = 2, *, memory_limit: str | int = "auto") -> It
                     memory_limit=memory_limit,
                 )
             )
+            stack.callback(_stop_workers, cluster)  # before the cluster's own close
         yield stack.enter_context(Client(cluster, set_as_default=False))
+
+
+def _stop_workers(cluster: LocalCluster, timeout: float = 60.0) -> None:
+    """Ask every nanny to stop its worker and wait up to ``timeout`` s for it to exit.
+
+    ``LocalCluster.close`` gives a worker 4 s and then kills it with a "Worker process
+    still alive after 4.0 seconds, killing" warning; a worker that has imported torch
+    often needs longer to exit on a loaded machine, and a clean exit needs no warning.
+    """
+
+    async def stop() -> None:
+        await asyncio.gather(
+            *(nanny.close(timeout=timeout) for nanny in list(cluster.workers.values())),
+            return_exceptions=True,
+        )
+
+    with contextlib.suppress(Exception):  # the cluster's close still cleans up after us
+        cluster.sync(stop)
 
 
 def _restore(environ: dict[str, str], threads: int) -> None:
