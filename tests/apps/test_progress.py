@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("tqdm")
 
-from tfx_explain._progress import progress_bar  # noqa: E402
+from tfx_explain.progress import progress_bar  # noqa: E402
 from tfx_explain.cli import _Progress  # noqa: E402
 
 
@@ -88,7 +88,7 @@ class Refuse:
 
 
 sys.meta_path.insert(0, Refuse())
-import tfx_explain, tfx_explain.cli, tfx_explain._progress  # noqa: E401
+import tfx_explain, tfx_explain.cli, tfx_explain.progress  # noqa: E401
 """
 
 

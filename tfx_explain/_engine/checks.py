@@ -52,10 +52,12 @@ MAX_SAMPLES = 2**16
 def is_transformed(tree: Any) -> bool:
     """True when any leaf is wrapped by a torch.func transform or traced by a compiler.
 
-    This decides how to compute (stay composable), not whether to check values:
-    that is :func:`has_values`.
+    Also true inside a transform whose inputs are elsewhere (``grad`` over the
+    parameters that ``fn`` closes over, with a plain ``x``): plain autograd there
+    would break the transform. This decides how to compute (stay composable), not
+    whether to check values: that is :func:`has_values`.
     """
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None:
         return True
     return any(
         isinstance(leaf, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(leaf)

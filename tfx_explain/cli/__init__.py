@@ -23,7 +23,7 @@ class _Progress:
     """``on_epoch`` for training: a tqdm bar ``epochs 120/300 [...] loss=0.00123`` on stderr."""
 
     def __init__(self, total: int, *, stream=None) -> None:
-        from tfx_explain._progress import progress_bar
+        from tfx_explain.progress import progress_bar
 
         self.bar = progress_bar(total, desc="epochs", unit="epochs", stream=stream)
 

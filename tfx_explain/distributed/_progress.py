@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
-from tfx_explain._progress import progress_bar
+from tfx_explain.progress import progress_bar
 
 from ._job import JobProgress
 
