@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("tqdm")
 
-from tfx_explain.progress import progress_bar  # noqa: E402
 from tfx_explain.cli import _Progress  # noqa: E402
+from tfx_explain.progress import progress_bar  # noqa: E402
 
 
 class _Terminal(io.StringIO):
