@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 import tfx_explain as tx
 
@@ -569,3 +570,34 @@ def test_multiply_by_inputs_false_gives_the_path_averaged_gradient():
     _close(tx.integrated_gradients(net, x, baseline=baseline, steps=5), (x - baseline) * mean)
     with pytest.raises(TypeError, match=r"\bmultiply_by_inputs\b"):
         tx.integrated_gradients(net, x, multiply_by_inputs=1)
+
+
+@pytest.mark.parametrize(
+    "nt_type, reduction",
+    [("smoothgrad", "mean"), ("smoothgrad_sq", "mean_square"), ("vargrad", "variance")],
+)
+def test_smoothgrad_reductions_equal_captums_noise_tunnel_on_the_same_draws(nt_type, reduction):
+    """Captum's NoiseTunnel types, on its own draws: both take them from the global RNG.
+
+    Captum draws its noise in float32 (its stdev tensor is float32) with copies of a
+    sample in consecutive rows, as ours; so in float32, with the same seed, the two
+    see the same noisy copies and must agree to rounding.
+    """
+    captum = pytest.importorskip("captum.attr")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).eval()
+    x = torch.randn(3, 4)
+    torch.manual_seed(5)
+    theirs = captum.NoiseTunnel(captum.InputXGradient(net)).attribute(
+        x, nt_type=nt_type, nt_samples=7, stdevs=0.3, target=1
+    )
+    torch.manual_seed(5)
+    smooth = tx.smoothgrad(tx.gradient_x_input, n_samples=7, sigma=0.3, reduction=reduction)
+    ours = smooth(net, x, target=1)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-7)
+    # a wrong reduction does not pass: the mean square is not the variance
+    if reduction != "mean":
+        other = "variance" if reduction == "mean_square" else "mean_square"
+        torch.manual_seed(5)
+        wrong = tx.smoothgrad(tx.gradient_x_input, n_samples=7, sigma=0.3, reduction=other)
+        assert not torch.allclose(wrong(net, x, target=1), theirs, rtol=1e-5, atol=1e-7)
