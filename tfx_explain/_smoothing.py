@@ -30,6 +30,7 @@ from ._engine.targets import check_target
 __all__ = ["smoothgrad", "expected_gradients"]
 
 REDUCTIONS = ("mean", "mean_square", "variance")
+BLOCK = 1024  # samples smoothed together (noise drawn, copies attributed, reduced)
 
 
 def _check_generator(generator: Any) -> None:
@@ -133,55 +134,72 @@ def smoothgrad(
         batch = check_inputs(x, "x")
         if options.get("chunk_size") is not None:
             options["chunk_size"] = check_chunk_size(options["chunk_size"]) * n_samples
-        options = _tile(options, x, batch, n_samples)
+        options = _per_sample(options, x, batch)
 
         def noisy(leaf: torch.Tensor) -> torch.Tensor:
-            # (B, *F) -> (B, N, *F) -> (B N, *F): the copies of sample b are rows b N + n
-            shape = (batch, n_samples) + leaf.shape[1:]
+            # (b, *F) -> (b, N, *F) -> (b N, *F): the copies of sample i are rows i N + n
+            shape = (leaf.shape[0], n_samples) + leaf.shape[1:]
             eps = draw(
                 torch.randn, shape, generator=generator, device=leaf.device, dtype=leaf.dtype
             )
-            lead = (batch, 1) + (1,) * (leaf.ndim - 1)
+            lead = (leaf.shape[0], 1) + (1,) * (leaf.ndim - 1)
             if noise_level is None:
                 scale = sigma
-            else:  # (B, *F) -> (B,) -> (B, 1, ...): each sample's range in this leaf
+            else:  # (b, *F) -> (b,) -> (b, 1, ...): each sample's range in this leaf
                 flat = leaf.flatten(1)
                 scale = noise_level * (flat.amax(1) - flat.amin(1)).reshape(lead)
             return (leaf.unsqueeze(1) + scale * eps).flatten(0, 1)
 
-        attr = method(fn, pytree.tree_map(noisy, x), **options)
-
         def reduce(a: torch.Tensor) -> torch.Tensor:
-            a = a.reshape((batch, n_samples) + a.shape[1:])  # (B N, ...) -> (B, N, ...)
+            a = a.reshape((-1, n_samples) + a.shape[1:])  # (b N, ...) -> (b, N, ...)
             if reduction == "mean":
                 return a.mean(1)
             if reduction == "mean_square":
                 return a.square().mean(1)
             return (a - a.mean(1, keepdim=True)).square().mean(1)
 
-        return pytree.tree_map(reduce, attr)
+        # BLOCK samples at a time: their noise, copies and attributions are all that
+        # exist at once, so memory does not grow with B x N; the block size is fixed,
+        # so the draws do not depend on chunk_size
+        parts = []
+        for start in range(0, batch, BLOCK):
+            block = slice(start, min(start + BLOCK, batch))
+            x_block = pytree.tree_map(lambda leaf, b=block: leaf[b], x)
+            attr = method(fn, pytree.tree_map(noisy, x_block), **_tile(options, block, n_samples))
+            parts.append(pytree.tree_map(reduce, attr))
+        if len(parts) == 1:
+            return parts[0]
+        return pytree.tree_map(lambda *leaves: torch.cat(leaves), *parts)
 
     smoothed.__name__ = f"smoothgrad_{getattr(method, '__name__', 'method')}"
     return smoothed
 
 
-def _tile(options: dict[str, Any], x: Any, batch: int, n_samples: int) -> dict[str, Any]:
-    """Repeat a per-sample ``target`` and ``baseline`` for the ``N`` copies of each sample.
+def _per_sample(options: dict[str, Any], x: Any, batch: int) -> dict[str, Any]:
+    """Check a per-sample ``target`` and ``baseline`` against the caller's ``x``.
 
-    Both are checked against ``x`` first, so errors speak of the caller's shapes;
-    ``None``, an int target and a number baseline pass unchanged.
+    Errors speak of the caller's shapes; ``None``, an int target and a number
+    baseline pass unchanged. Tensors come back with a leading ``B``.
     """
     options = dict(options)
     target = options.get("target")
     if target is not None and not isinstance(target, numbers.Integral):
-        target = check_target(target, batch)  # (B,) or (B, T)
-        options["target"] = target.repeat_interleave(n_samples, dim=0)
+        options["target"] = check_target(target, batch)  # (B,) or (B, T)
     baseline = options.get("baseline")
     if baseline is not None and not isinstance(baseline, numbers.Real):
-        baseline = check_baseline(baseline, x)  # leaves (B, *F)
-        options["baseline"] = pytree.tree_map(
-            lambda b: b.repeat_interleave(n_samples, dim=0), baseline
-        )
+        options["baseline"] = check_baseline(baseline, x)  # leaves (B, *F)
+    return options
+
+
+def _tile(options: dict[str, Any], block: slice, n_samples: int) -> dict[str, Any]:
+    """The block's per-sample ``target`` and ``baseline``, repeated for its ``N`` copies."""
+    options = dict(options)
+    for key in ("target", "baseline"):
+        value = options.get(key)
+        if value is not None and not isinstance(value, numbers.Real):
+            options[key] = pytree.tree_map(
+                lambda v: v[block].repeat_interleave(n_samples, dim=0), value
+            )
     return options
 
 

@@ -601,3 +601,29 @@ def test_smoothgrad_reductions_equal_captums_noise_tunnel_on_the_same_draws(nt_t
         torch.manual_seed(5)
         wrong = tx.smoothgrad(tx.gradient_x_input, n_samples=7, sigma=0.3, reduction=other)
         assert not torch.allclose(wrong(net, x, target=1), theirs, rtol=1e-5, atol=1e-7)
+
+
+def test_smoothgrad_works_in_blocks_of_samples(monkeypatch):
+    """Memory does not grow with B x N: BLOCK samples (N copies each) at a time.
+
+    With sigma=0 every copy is x itself, so the blocked result must equal the method's
+    own, per-sample targets and baselines included (a wrong slice would show).
+    """
+    import tfx_explain._smoothing as smoothing
+
+    monkeypatch.setattr(smoothing, "BLOCK", 2)
+    fn, _ = _linear()
+    x, _, target = _data()
+    x, target = torch.cat([x, x + 1.0])[:5], torch.cat([target, target])[:5]
+    baseline = torch.linspace(-1.0, 1.0, x.numel(), dtype=x.dtype).reshape(x.shape)
+    seen = []
+
+    def method(fn, x, **options):
+        seen.append(x.shape[0])
+        return tx.integrated_gradients(fn, x, steps=4, **options)
+
+    smooth = tx.smoothgrad(method, n_samples=3, sigma=0.0, generator=_gen(0))
+    out = smooth(fn, x, target=target, baseline=baseline)
+    assert seen == [6, 6, 3]  # (2 + 2 + 1 samples) x 3 copies, never all 15 at once
+    expected = tx.integrated_gradients(fn, x, target=target, baseline=baseline, steps=4)
+    _close(out, expected, atol=1e-12)
