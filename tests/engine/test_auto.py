@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from torch.func import vmap
 
 import tfx_explain as tx
 from tfx_explain._engine import rows as _rows
+from tfx_explain._engine.fingerprints import reach
 from tfx_explain._engine.rows import route
 
 F64 = torch.float64
@@ -175,6 +177,101 @@ def test_the_probe_runs_once_per_call_and_once_per_module():
     calls.clear()
     tx.input_gradients(net, _x(), target=0)
     assert len(calls) == first - 1 - _rows.PROBE_ROWS  # the module's answer was kept
+
+
+def _counting(inner):
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape[0])
+        return inner(x)
+
+    return fn, calls
+
+
+def test_the_answer_is_kept_for_a_partial_and_a_closure_in_the_same_state():
+    counted, calls = _counting(_elementwise)
+    x = _x()
+    for fn in (functools.partial(lambda w, x: counted(x) * w, 2.0), lambda x: counted(x)):
+        calls.clear()
+        tx.input_gradients(fn, x)
+        assert calls == [4, 1, 1, 1, 1, 5]  # probed, then the real call
+        calls.clear()
+        tx.gradient_x_input(fn, 2 * x)
+        assert calls == [5]  # same fn, same state: no probe
+        tx.input_gradients(fn, x.float())
+        assert calls[1:] == [4, 1, 1, 1, 1, 5]  # another dtype: probed again
+
+
+def test_a_closure_over_a_module_is_probed_again_when_its_flags_change():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.5)).eval()
+    counted, calls = _counting(net)
+    fn = lambda x: counted(x)  # noqa: E731 - the closure is the point
+    x = torch.randn(6, 4)
+    assert route(fn, x) == "batch"
+    calls.clear()
+    assert route(fn, x) == "batch" and calls == []  # kept
+    net.train()  # dropout draws per batch: rows now depend on the batch's draw
+    assert route(fn, x) == "vmap" and calls
+    net.eval()
+    calls.clear()
+    assert route(fn, x) == "batch" and calls == []  # the eval answer is still kept
+
+
+def test_a_rebound_global_or_a_new_tensor_is_probed_again():
+    global _SWAPPED
+    _SWAPPED = _mlp
+    fn = lambda x: _SWAPPED(x)  # noqa: E731
+    x = _x()
+    assert route(fn, x) == "batch"
+    _SWAPPED = _batch_centred  # same fn object, another function behind a global
+    assert route(fn, x) == "vmap"
+    shift = torch.zeros(1, 4, dtype=F64)
+    fn = functools.partial(lambda s, x: _mlp(x + s), shift)
+    assert route(fn, x) == "batch"
+    fn.args[0].resize_(5, 4).zero_()  # now broadcast against the batch: rows mixed in
+    assert route(fn, x) == "vmap"
+
+
+class _Opaque:
+    """An object whose state the key cannot see."""
+
+    def __init__(self):
+        self.centre = False
+
+    def __call__(self, x):
+        return _batch_centred(x) if self.centre else _mlp(x)[:, 0]
+
+
+def test_an_fn_reaching_an_opaque_object_is_probed_on_every_call():
+    opaque = _Opaque()
+    fn = lambda x: opaque(x)  # noqa: E731
+    x = _x()
+    assert reach(fn) is None and reach(opaque) is None
+    assert route(fn, x) == "batch"
+    opaque.centre = True  # invisible to a key: so nothing is kept
+    assert route(fn, x) == "vmap"
+    opaque.centre = False
+    assert route(opaque, x) == "batch"
+
+
+def test_the_key_sees_settings_by_value_and_tensors_by_identity():
+    w = torch.ones(4, dtype=F64)
+    fn = functools.partial(lambda w, x, *, p: (x * w).sum(-1) * p, w, p=1)
+    before = reach(fn)
+    assert before == reach(fn)
+    w.add_(1.0)  # values do not decide the route (as for module parameters)
+    assert reach(fn) == before
+    fn.keywords["p"] = 2
+    assert reach(fn) != before
+    deep = fn
+    for _ in range(600):  # more state than the key walks: no key, probe every call
+        deep = functools.partial(lambda f, x: f(x), deep)
+    assert reach(deep) is None
+
+
+_SWAPPED = None
 
 
 # ---- the row budget --------------------------------------------------------------------

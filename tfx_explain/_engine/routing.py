@@ -18,6 +18,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from .checks import is_transformed
+from .fingerprints import reach
 
 __all__ = [
     "DEFAULT_ROW_BUDGET",
@@ -58,8 +59,9 @@ def row_budget() -> int:
 # One method call's state, shared by its chunks: the route chosen for each fn (so the
 # probe runs once per call) and the rows that a dry run of one sample asked for.
 SCOPE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("tfx_rows", default=None)
-# nn.Module -> {(input signature, training flags): route}; weak, so modules can die
-_MODULE_ROUTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# fn -> {(input signature, what fn reaches): route}; weak, so fns can die
+_ROUTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+KEPT_ROUTES = 8  # answers kept per fn (the newest): a fn whose state keeps changing
 
 
 def route(fn: Callable, rows: Any) -> str:
@@ -71,8 +73,12 @@ def route(fn: Callable, rows: Any) -> str:
     statistics, a positional encoding indexed by batch row, dependence on the batch
     size, randomness) or when the probe raises. The probe costs one forward of
     ``PROBE_ROWS`` rows and ``PROBE_ROWS`` forwards of one row. It runs once per
-    method call, and an ``nn.Module``'s answer is kept (weakly) per input signature
-    and training flags; modules in training mode are refused earlier by
+    method call, and the answer is kept (weakly, per ``fn``) under the input
+    signature and what ``fn`` reaches (:func:`.fingerprints.reach`: a module's
+    training flags, the tensors, modules and settings of a partial, closure or the
+    globals its code names), so a later call on the same ``fn`` in the same state
+    skips the probe; a ``fn`` reaching an object whose state cannot be seen is
+    probed on every call. Modules in training mode are refused earlier by
     ``check_fn``. Under a transform or compiler tracing, or on meta tensors, no
     value can be read: the route is the one the enclosing call chose on plain
     tensors, else ``"vmap"`` (rows isolated, always correct). One row is always
@@ -86,22 +92,29 @@ def route(fn: Callable, rows: Any) -> str:
         return "vmap"
     if _n_rows(rows) < 2:
         return "batch"
-    key = None
-    if isinstance(fn, torch.nn.Module):
-        key = (
-            tuple((leaf.shape[1:], leaf.dtype, leaf.device) for leaf in leaves),
-            tuple(m.training for m in fn.modules()),
-        )
-        chosen = _MODULE_ROUTES.get(fn, {}).get(key)
-    else:
-        chosen = None
+    kept, key = _kept(fn, leaves)
+    chosen = None if kept is None else kept.get(key)
     if chosen is None:
         chosen = "batch" if _rows_independent(fn, rows) else "vmap"
-        if key is not None:
-            _MODULE_ROUTES.setdefault(fn, {})[key] = chosen
+        if kept is not None:
+            kept[key] = chosen
+            while len(kept) > KEPT_ROUTES:
+                del kept[next(iter(kept))]
     if scope is not None:
         scope["routes"][id(fn)] = (fn, chosen)  # keeps fn alive, so its id stays unique
     return chosen
+
+
+def _kept(fn: Callable, leaves: list) -> tuple[dict | None, tuple | None]:
+    """The answers kept for ``fn`` and the key of this call, or ``(None, None)``."""
+    state = reach(fn)
+    if state is None:
+        return None, None
+    try:
+        kept = _ROUTES.setdefault(fn, {})
+    except TypeError:  # fn cannot be weakly referenced: nothing is kept
+        return None, None
+    return kept, (tuple((leaf.shape[1:], leaf.dtype, leaf.device) for leaf in leaves), state)
 
 
 def _rows_independent(fn: Callable, rows: Any) -> bool:

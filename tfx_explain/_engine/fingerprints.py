@@ -1,0 +1,136 @@
+"""What a callable can reach, as a hashable key: when ``vectorize="auto"`` may reuse a probe.
+
+:func:`reach` walks ``fn`` the way Python would call it: an ``nn.Module`` (its own
+and its submodules' training flags), a ``functools.partial`` (its function, args and
+keywords), a plain function (its code, closure cells, defaults, and the globals its
+code names). What it finds becomes part of the key:
+
+- tensors: by identity, shape, dtype and device (not by value: as with a module's
+  parameters, values do not decide whether rows depend on each other);
+- modules: by identity and every submodule's ``training`` flag, so ``net.train()``
+  re-probes a closure over ``net``;
+- ``None``, bools, numbers, strings, dtypes and devices: by value;
+- dicts, lists and tuples: by their contents (at most :data:`MAX_LEAVES` in all);
+- Python modules, classes, builtins and torch's own functions: by identity;
+- functions and partials: by identity, code and what they reach, :data:`MAX_DEPTH`
+  calls deep (deeper, by identity and code).
+
+Anything else (an object whose state cannot be seen) makes ``fn`` unkeyable:
+:func:`reach` returns ``None`` and the probe runs on every call.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__all__ = ["MAX_DEPTH", "MAX_LEAVES", "reach"]
+
+MAX_DEPTH = 3  # calls deep that a function's closure and globals are followed
+MAX_LEAVES = 2048  # key entries before giving up (no key: probe every call)
+
+_BY_VALUE = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device)
+_VALUES = frozenset(_BY_VALUE)  # exact types, for the fast path
+_BY_IDENTITY = (types.ModuleType, type, types.BuiltinFunctionType)
+
+
+class _Unkeyable(Exception):
+    """``fn`` reaches something whose state cannot be seen."""
+
+
+def reach(fn: Callable) -> tuple | None:
+    """A hashable key of what ``fn`` can reach, or ``None`` when some of it cannot be seen."""
+    out: list = []
+    try:
+        _walk(fn, MAX_DEPTH, out, set())
+    except _Unkeyable:
+        return None
+    return tuple(out)
+
+
+def _walk(obj: Any, depth: int, out: list, seen: set[int]) -> None:
+    """Append ``obj``'s key to ``out``: flat, and with a fast path by exact type."""
+    if len(out) > MAX_LEAVES:
+        raise _Unkeyable
+    kind = type(obj)
+    if kind in _VALUES:
+        out.append(obj)
+    elif kind is torch.Tensor or isinstance(obj, torch.Tensor):
+        out.append((id(obj), obj.shape, obj.dtype, obj.device))
+    elif kind is dict:
+        out.append(len(obj))
+        for name, value in obj.items():
+            _walk(name, depth, out, seen)
+            _walk(value, depth, out, seen)
+    elif kind is tuple or kind is list:
+        out.append(len(obj))
+        for value in obj:
+            _walk(value, depth, out, seen)
+    elif kind is types.FunctionType:
+        _function(obj, depth, out, seen)
+    elif isinstance(obj, torch.nn.Module):
+        out.append((id(obj), tuple(m.training for m in obj.modules())))
+    elif isinstance(obj, _BY_VALUE):
+        out.append(obj)
+    elif isinstance(obj, _BY_IDENTITY) or _from_torch(obj):
+        out.append(id(obj))
+    elif isinstance(obj, functools.partial):
+        out.append(id(obj))
+        _walk(obj.func, depth, out, seen)
+        _walk(obj.args, depth, out, seen)
+        _walk(obj.keywords, depth, out, seen)
+    elif isinstance(obj, types.MethodType):
+        _walk(obj.__self__, depth, out, seen)
+        _walk(obj.__func__, depth, out, seen)
+    elif isinstance(obj, (dict, list, tuple)):  # subclasses: named tuples, OrderedDict
+        _walk(kind, depth, out, seen)
+        _walk(dict(obj) if isinstance(obj, dict) else tuple(obj), depth, out, seen)
+    else:
+        raise _Unkeyable
+
+
+def _function(fn: types.FunctionType, depth: int, out: list, seen: set[int]) -> None:
+    out.append((id(fn), id(fn.__code__)))
+    if depth == 0 or id(fn) in seen:  # deep enough, or recursion: identity and code only
+        return
+    seen.add(id(fn))
+    for cell in fn.__closure__ or ():
+        if _filled(cell):
+            _walk(cell.cell_contents, depth - 1, out, seen)
+    _walk(fn.__defaults__, depth - 1, out, seen)
+    _walk(fn.__kwdefaults__, depth - 1, out, seen)
+    namespace = fn.__globals__
+    for name in _global_names(fn.__code__):
+        if name in namespace:
+            out.append(name)
+            _walk(namespace[name], depth - 1, out, seen)
+
+
+def _filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an unfilled cell raises
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1024)
+def _global_names(code: types.CodeType) -> tuple[str, ...]:
+    """Names the code (and the code of its nested functions) may load from globals."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= set(_global_names(const))
+    return tuple(sorted(names))
+
+
+def _from_torch(obj: Any) -> bool:
+    """torch's own functions and ops (``torch.tanh``, ``F.layer_norm``): they hold no user state."""
+    if not callable(obj) or isinstance(obj, (torch.nn.Module, functools.partial)):
+        return False
+    module = getattr(obj, "__module__", None) or ""
+    return module == "torch" or module.startswith("torch.")
