@@ -64,7 +64,8 @@ STEPS = 50  # integrated gradients path points (Gauss-Legendre)
 NOISE_SAMPLES = 50  # SmoothGrad copies
 SIGMA = 0.1  # SmoothGrad noise, in input units (inputs are in [-1, 1])
 IMAGE_WINDOW = (1, 4, 4)  # occlusion window and stride on 1x28x28 images: 49 windows
-LIMIT_BATCHES = (64, 256, 1024, 4096, 16384)  # rows per call tried for the limit (and all)
+# rows per call tried for the limit (and all rows at once)
+LIMIT_BATCHES = (64, 256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
 @dataclass(frozen=True)

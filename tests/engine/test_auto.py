@@ -341,6 +341,28 @@ def test_memory_stays_bounded_by_the_row_budget(monkeypatch):
     torch.testing.assert_close(attr.sum(-1), _elementwise(x) - _elementwise(0 * x))
 
 
+def test_the_default_budget_is_1_5_mib_of_rows_within_bounds(monkeypatch):
+    from tfx_explain._engine.routing import row_budget
+
+    assert row_budget(torch.zeros(3, 4)) == 16384  # 16-byte rows: the upper bound
+    assert row_budget(torch.zeros(3, 100)) == (3 << 19) // 400 == 3932
+    assert row_budget(torch.zeros(3, 100, dtype=F64)) == 1966
+    assert row_budget(torch.zeros(3, 1, 28, 28)) == 501
+    assert row_budget(torch.zeros(3, 3, 224, 224)) == 16  # the lower bound
+    assert row_budget({"a": torch.zeros(3, 50), "b": torch.zeros(3, 50)}) == 3932  # all leaves
+    monkeypatch.setenv("TFX_ROW_BUDGET", "7")
+    assert row_budget(torch.zeros(3, 4)) == row_budget(torch.zeros(3, 3, 224, 224)) == 7
+    monkeypatch.delenv("TFX_ROW_BUDGET")
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape[0])
+        return x.sum(-1)
+
+    tx.occlusion(fn, torch.rand(100, 100), window=1)  # 101 rows a sample, 10100 in all
+    assert calls[5:] == [38 * 101, 38 * 101, 24 * 101]  # 3932 // 101 = 38 samples a chunk
+
+
 @pytest.mark.parametrize("bad", ["0", "-3", "many"])
 def test_a_bad_row_budget_is_refused(bad, monkeypatch):
     monkeypatch.setenv("TFX_ROW_BUDGET", bad)

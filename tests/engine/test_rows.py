@@ -200,3 +200,49 @@ def test_expected_gradients_gathers_references_one_chunk_at_a_time():
             chunk_size=1,
         )
     assert watch.numel <= batch * n_draws < batch * n_draws * features
+
+
+# ---- value-only rows record a graph only where a gradient can flow back through them -----
+
+VALUE_METHODS = {
+    "occlusion": functools.partial(tx.occlusion, window=1),
+    "feature_ablation": functools.partial(tx.feature_ablation, groups={"a": [0], "bc": [1, 2]}),
+    "shapley_values": tx.shapley_values,
+}
+
+
+@pytest.mark.parametrize("name", VALUE_METHODS)
+def test_value_rows_run_without_a_graph_unless_one_can_be_used(name):
+    method, grad_modes = VALUE_METHODS[name], []
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 1).double().eval()  # parameters require grad
+
+    def fn(x):
+        grad_modes.append(torch.is_grad_enabled())
+        return net(x)[:, 0]
+
+    x = torch.rand(4, 3, dtype=torch.float64)
+    plain = method(fn, x)
+    assert grad_modes and not any(grad_modes) and not plain.requires_grad
+    grad_modes.clear()
+    leaf = x.clone().requires_grad_()
+    tracked = method(fn, leaf)  # x requires grad: the graph reaches x and the parameters
+    assert all(grad_modes) and tracked.requires_grad
+    torch.testing.assert_close(tracked.detach(), plain, rtol=0, atol=0)
+    (dx,) = torch.autograd.grad(tracked.sum(), leaf)
+    w = net.weight.detach()  # a linear fn: occlusion (window 1) and Shapley give w * x
+    exact = name != "feature_ablation"  # whose group "bc" shares its drop between 2 features
+    if exact:
+        torch.testing.assert_close(dx, w.expand_as(x), rtol=0, atol=1e-12)
+    assert dx.abs().sum() > 0
+    # torch.func.grad over the parameters sees through the methods (what priors use)
+    params = {k: v.detach() for k, v in net.named_parameters()}
+
+    def loss(p):
+        f = functools.partial(lambda p, x: torch.func.functional_call(net, p, (x,))[:, 0], p)
+        return method(f, x).square().sum()
+
+    dw = torch.func.grad(loss)(params)["weight"]
+    if exact:  # d/dw sum (w x)^2 = 2 w sum x^2
+        torch.testing.assert_close(dw, 2 * w * x.square().sum(0, True))
+    assert dw.abs().sum() > 0
