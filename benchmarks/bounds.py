@@ -1,0 +1,120 @@
+"""Lower bounds for the speed targets that are not met: work any implementation must do.
+
+Each bound is timed in one process, interleaved with the references it is compared to:
+
+- ``noise``: SmoothGrad must draw ``B x N x D`` normal numbers before any forward; the
+  bound is (limit + ``torch.randn`` of that shape) / limit.
+- ``compiled``: a compiled occlusion or ablation cannot beat ``torch.compile`` of the
+  plain forward over the same prebuilt rows (at its best rows per call); the bound on
+  "faster than Captum" is Captum / that compiled forward.
+- ``captum-at-limit``: an eager method cannot beat the eager limit, so the most it can
+  be faster than Captum is Captum / limit.
+
+Run::
+
+    python -m benchmarks.bounds [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import benchmarks._workloads as W
+
+
+def _seconds(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def _medians(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    for run in runs.values():
+        run()  # warm-up (and compile)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            times[name].append(_seconds(run))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _rows_of(workload: str, method: str) -> tuple[W.Trial, torch.Tensor, bool]:
+    """The trial and the prebuilt rows its limit evaluates (and whether it takes gradients)."""
+    seen: dict[str, object] = {}
+    forward, gradient = W._forward_limit, W._gradient_limit
+
+    def spy(kind: bool, original: Callable) -> Callable:
+        def limit(fn, rows, t_rows):
+            seen.update(rows=rows, grad=kind)
+            return original(fn, rows, t_rows)
+
+        return limit
+
+    W._forward_limit, W._gradient_limit = spy(False, forward), spy(True, gradient)
+    try:
+        case = W.trial(workload, method)
+    finally:
+        W._forward_limit, W._gradient_limit = forward, gradient
+    return case, seen["rows"], seen["grad"]
+
+
+def noise(rounds: int) -> None:
+    w = W.workload("mlp-2048")
+    case = W.trial("mlp-2048", "smoothgrad")
+    shape = (w.x.shape[0], W.NOISE_SAMPLES, *w.x.shape[1:])
+    g = torch.Generator().manual_seed(0)
+    runs = {f"limit {b}": case.limit(b) for b in (1024, 2048, 4096)}
+    runs["randn"] = lambda: torch.randn(shape, generator=g)
+    runs["ours"] = case.ours("auto", False)
+    m = _medians(runs, rounds)
+    limit = min(v for k, v in m.items() if k.startswith("limit"))
+    print(f"noise, mlp-2048 smoothgrad: limit {limit:.4f} s, randn{tuple(shape)} "
+          f"{m['randn']:.4f} s -> bound {(limit + m['randn']) / limit:.2f}x the limit; "
+          f"ours {m['ours'] / limit:.2f}x")  # fmt: skip
+
+
+def compiled(method: str, rounds: int) -> None:
+    case, rows, grad = _rows_of("tnet-2048", method)
+    fn = torch.compile(W.workload("tnet-2048").fn, dynamic=False)
+    sizes = sorted({b for b in (4096, 8192, 16384) if b < rows.shape[0]} | {rows.shape[0]})
+
+    def plain(size: int) -> Callable[[], object]:
+        def run() -> None:
+            with torch.no_grad():
+                for start in range(0, rows.shape[0], size):
+                    fn(rows[start : start + size])
+
+        return run
+
+    assert not grad, "the compiled bound is for perturbation methods"
+    runs = {f"compiled forward {b}": plain(b) for b in sizes}
+    runs["captum"] = case.captum
+    runs["limit"] = case.limit(rows.shape[0])
+    runs["ours compiled"] = case.ours("auto", True)
+    m = _medians(runs, rounds)
+    best = min(v for k, v in m.items() if k.startswith("compiled forward"))
+    print(f"compiled, tnet-2048 {method}: Captum {m['captum']:.4f} s, compiled plain forward "
+          f"{best:.4f} s -> bound {m['captum'] / best:.2f}x faster than Captum; ours compiled "
+          f"{m['captum'] / m['ours compiled']:.2f}x; eager limit {m['captum'] / m['limit']:.2f}x "
+          f"(the captum-at-limit bound)")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    print(f"load {os.getloadavg()[0]:.2f}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    noise(args.rounds)
+    for method in ("occlusion", "feature_ablation"):
+        compiled(method, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
