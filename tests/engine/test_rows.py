@@ -246,3 +246,20 @@ def test_value_rows_run_without_a_graph_unless_one_can_be_used(name):
     if exact:  # d/dw sum (w x)^2 = 2 w sum x^2
         torch.testing.assert_close(dw, 2 * w * x.square().sum(0, True))
     assert dw.abs().sum() > 0
+
+
+def test_the_finite_check_is_exact_where_a_sum_overflows_or_cancels():
+    from tfx_explain._engine.checks import all_finite
+
+    big = torch.full((4,), 3e38)  # finite values whose float32 sum overflows to inf
+    assert not torch.isfinite(big.sum()) and all_finite(big)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.rand(50, 3, dtype=torch.float64)
+        x[17, 1] = bad
+        assert not all_finite(x) and not all_finite(x.float()) and not all_finite(x.half())
+    pair = torch.tensor([float("inf"), -float("inf")])  # sums to nan: still refused
+    assert not all_finite(pair)
+    assert all_finite(torch.arange(5)) and all_finite(torch.empty(0))
+    assert not all_finite(torch.tensor([1 + 2j, complex(float("nan"), 0)]))
+    with pytest.raises(ValueError, match=r"x must be finite, but it holds inf"):
+        tx.input_gradients(lambda x: x.sum(-1), torch.tensor([[1.0, float("inf")]]))
