@@ -265,6 +265,14 @@ def test_the_key_sees_settings_by_value_and_tensors_by_identity():
     assert reach(fn) == before
     fn.keywords["p"] = 2
     assert reach(fn) != before
+    # a tensor freed and another allocated at its address: never the same key
+    cell = {"t": torch.zeros(3, dtype=F64)}
+    rebound = lambda x: _mlp(x) + cell["t"][0]  # noqa: E731
+    old_key, old_id = reach(rebound), id(cell["t"])
+    cell["t"] = None
+    fresh = [torch.zeros(3, dtype=F64) for _ in range(50)]
+    cell["t"] = next((t for t in fresh if id(t) == old_id), fresh[0])
+    assert reach(rebound) != old_key
     deep = fn
     for _ in range(600):  # more state than the key walks: no key, probe every call
         deep = functools.partial(lambda f, x: f(x), deep)

@@ -15,6 +15,9 @@ code names). What it finds becomes part of the key:
 - functions and partials: by identity, code and what they reach, :data:`MAX_DEPTH`
   calls deep (deeper, by identity and code).
 
+Tensors, modules, functions and partials enter the key as weak references, not ids:
+a key made before an object died never equals one made after another object took
+its address (a rebound global or closure cell), and the key keeps nothing alive.
 Anything else (an object whose state cannot be seen) makes ``fn`` unkeyable:
 :func:`reach` returns ``None`` and the probe runs on every call.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +40,24 @@ MAX_LEAVES = 2048  # key entries before giving up (no key: probe every call)
 _BY_VALUE = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device)
 _VALUES = frozenset(_BY_VALUE)  # exact types, for the fast path
 _BY_IDENTITY = (types.ModuleType, type, types.BuiltinFunctionType)
+
+
+class _Ref:
+    """A weak reference equal only to one of the same live object (never by value)."""
+
+    __slots__ = ("_ref", "_hash")
+
+    def __init__(self, obj: Any) -> None:
+        self._ref, self._hash = weakref.ref(obj), id(obj)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Ref):
+            return NotImplemented
+        target = self._ref()
+        return target is not None and target is other._ref()
 
 
 class _Unkeyable(Exception):
@@ -60,7 +82,7 @@ def _walk(obj: Any, depth: int, out: list, seen: set[int]) -> None:
     if kind in _VALUES:
         out.append(obj)
     elif kind is torch.Tensor or isinstance(obj, torch.Tensor):
-        out.append((id(obj), obj.shape, obj.dtype, obj.device))
+        out.append((_Ref(obj), obj.shape, obj.dtype, obj.device))
     elif kind is dict:
         out.append(len(obj))
         for name, value in obj.items():
@@ -73,13 +95,13 @@ def _walk(obj: Any, depth: int, out: list, seen: set[int]) -> None:
     elif kind is types.FunctionType:
         _function(obj, depth, out, seen)
     elif isinstance(obj, torch.nn.Module):
-        out.append((id(obj), tuple(m.training for m in obj.modules())))
+        out.append((_Ref(obj), tuple(m.training for m in obj.modules())))
     elif isinstance(obj, _BY_VALUE):
         out.append(obj)
     elif isinstance(obj, _BY_IDENTITY) or _from_torch(obj):
         out.append(id(obj))
     elif isinstance(obj, functools.partial):
-        out.append(id(obj))
+        out.append(_Ref(obj))
         _walk(obj.func, depth, out, seen)
         _walk(obj.args, depth, out, seen)
         _walk(obj.keywords, depth, out, seen)
@@ -94,7 +116,7 @@ def _walk(obj: Any, depth: int, out: list, seen: set[int]) -> None:
 
 
 def _function(fn: types.FunctionType, depth: int, out: list, seen: set[int]) -> None:
-    out.append((id(fn), id(fn.__code__)))
+    out.append((_Ref(fn), _Ref(fn.__code__)))
     if depth == 0 or id(fn) in seen:  # deep enough, or recursion: identity and code only
         return
     seen.add(id(fn))
