@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ from .fingerprints import reach
 
 __all__ = [
     "DEFAULT_ROW_BUDGET",
+    "assemble",
     "DEFAULT_ROW_BYTES",
     "MAX_ROWS",
     "MIN_ROWS",
@@ -189,14 +190,18 @@ def in_pieces(f: Callable, piece: int, *args: Any) -> Any:
     concatenated when autograd or a transform tracks them.
     """
     n = _n_rows([a for a in args if a is not None])
+    return assemble(((s, f(*slice_args(args, s, piece))) for s in range(0, n, piece)), n)
+
+
+def assemble(parts: Iterable[tuple[int, Any]], n: int) -> Any:
+    """One pytree of ``n`` rows from ``(start, part)`` pieces, allocated once.
+
+    Each piece's leaves are written into tensors allocated at the first piece, or
+    concatenated when autograd or a transform tracks them (writes would cut the
+    graph). A piece is dropped as soon as it is written.
+    """
     out = spec = None
-    for start in range(0, n, piece):
-        part = f(
-            *(
-                None if a is None else pytree.tree_map(lambda t, s=start: t[s : s + piece], a)
-                for a in args
-            )
-        )
+    for start, part in parts:
         leaves, spec = pytree.tree_flatten(part)
         if out is None:
             keep = is_transformed(part) or any(leaf.requires_grad for leaf in leaves)

@@ -38,6 +38,7 @@ from .routing import (
     DEFAULT_ROW_BUDGET,
     PROBE_ROWS,
     SCOPE,
+    assemble,
     dry,
     in_pieces,
     pieces,
@@ -276,21 +277,15 @@ def _chunked(fun: Callable, chunk_size: int | None, args: tuple, what: str) -> A
         attr, values = fun(*args)
         check_values(values, what)
         return attr
-    out = None
-    for start in range(0, n, chunk_size):
-        part, values = fun(*slice_args(args, start, chunk_size))
-        check_values(values, what)
-        del values
-        leaves, spec = pytree.tree_flatten(part)
-        if out is None:
-            keep = is_transformed(part) or any(leaf.requires_grad for leaf in leaves)
-            out = [[] if keep else leaf.new_empty((n,) + leaf.shape[1:]) for leaf in leaves]
-        for buffer, leaf in zip(out, leaves, strict=True):
-            if isinstance(buffer, list):
-                buffer.append(leaf)
-            else:
-                buffer[start : start + leaf.shape[0]] = leaf
-    return pytree.tree_unflatten([torch.cat(b) if isinstance(b, list) else b for b in out], spec)
+
+    def parts() -> Iterator[tuple[int, Any]]:
+        for start in range(0, n, chunk_size):
+            part, values = fun(*slice_args(args, start, chunk_size))
+            check_values(values, what)
+            del values  # dropped before the next chunk: only the attributions are kept
+            yield start, part
+
+    return assemble(parts(), n)
 
 
 class CompileFallbackWarning(UserWarning):
