@@ -71,7 +71,7 @@ def input_gradients(
     def evaluate(r, t):
         return kernel(fn, r, t, vectorize)
 
-    grads = chunked(evaluate, chunk_size, rows, targets, what="at x")
+    grads = chunked(evaluate, chunk_size, rows, targets, what="at x", rows_per_sample=1)
     return unexpand(grads)
 
 

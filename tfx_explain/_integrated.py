@@ -114,7 +114,10 @@ def _batched_ig(
         return kernel(fn, x, t, b, alphas, weights, vectorize, multiply)
 
     what = "on the path from baseline to x"
-    return unexpand(chunked(evaluate, chunk_size, x, targets, baseline, what=what))
+    rows = alphas.shape[0]
+    return unexpand(
+        chunked(evaluate, chunk_size, x, targets, baseline, what=what, rows_per_sample=rows)
+    )
 
 
 def _ig_samples(fn, x, t, b, alphas, weights, vectorize, multiply=True):

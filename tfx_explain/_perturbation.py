@@ -67,8 +67,16 @@ def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize, comp
     def evaluate(x, t, b):
         return kernel(fn, x, t, b, keep, share, vectorize)
 
-    attr = chunked(evaluate, chunk_size, x, target, baseline, what="for a perturbed input")
-    return attr
+    rows = keep.shape[0]
+    return chunked(
+        evaluate,
+        chunk_size,
+        x,
+        target,
+        baseline,
+        what="for a perturbed input",
+        rows_per_sample=rows,
+    )
 
 
 def first_sample(x: Any) -> Any:

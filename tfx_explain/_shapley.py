@@ -170,5 +170,13 @@ def shapley_values(
     def evaluate(x, t, b):
         return kernel(fn, x, t, b, keep, upper, lower, weight, share, vectorize)
 
-    attr = chunked(evaluate, chunk_size, x, target, baseline, what="for a coalition input")
-    return attr
+    rows = keep.shape[0]
+    return chunked(
+        evaluate,
+        chunk_size,
+        x,
+        target,
+        baseline,
+        what="for a coalition input",
+        rows_per_sample=rows,
+    )

@@ -11,6 +11,7 @@ from torch import nn
 from torch.func import vmap
 
 import tfx_explain as tx
+from tfx_explain._engine import routing as _routing
 from tfx_explain._engine import rows as _rows
 from tfx_explain._engine.fingerprints import reach
 from tfx_explain._engine.rows import route
@@ -256,27 +257,46 @@ def test_an_fn_reaching_an_opaque_object_is_probed_on_every_call():
     assert route(opaque, x) == "batch"
 
 
+def _key(fn):
+    found = reach(fn)
+    return None if found is None else found[0]
+
+
 def test_the_key_sees_settings_by_value_and_tensors_by_identity():
     w = torch.ones(4, dtype=F64)
     fn = functools.partial(lambda w, x, *, p: (x * w).sum(-1) * p, w, p=1)
-    before = reach(fn)
-    assert before == reach(fn)
+    before = _key(fn)
+    assert before == _key(fn)
     w.add_(1.0)  # values do not decide the route (as for module parameters)
-    assert reach(fn) == before
+    assert _key(fn) == before
     fn.keywords["p"] = 2
-    assert reach(fn) != before
-    # a tensor freed and another allocated at its address: never the same key
-    cell = {"t": torch.zeros(3, dtype=F64)}
-    rebound = lambda x: _mlp(x) + cell["t"][0]  # noqa: E731
-    old_key, old_id = reach(rebound), id(cell["t"])
-    cell["t"] = None
-    fresh = [torch.zeros(3, dtype=F64) for _ in range(50)]
-    cell["t"] = next((t for t in fresh if id(t) == old_id), fresh[0])
-    assert reach(rebound) != old_key
+    assert _key(fn) != before
     deep = fn
     for _ in range(600):  # more state than the key walks: no key, probe every call
         deep = functools.partial(lambda f, x: f(x), deep)
     assert reach(deep) is None
+
+
+def test_a_kept_route_dies_with_the_objects_its_key_names(monkeypatch):
+    """A tensor freed and another made at its address: the kept answer is not reused."""
+    x = _x()
+    cell = {"t": torch.zeros(4, dtype=F64)}
+    # rows mixed in by the batch mean unless t is all zeros (values are not in the key)
+    fn = lambda x: _mlp(x)[:, 0] + (cell["t"] * x.mean(0)).sum()  # noqa: E731
+    assert route(fn, x) == "batch"
+    old_key, old_id = _key(fn), id(cell["t"])
+    cell["t"] = None
+    fresh = [torch.ones(4, dtype=F64) for _ in range(200)]
+    cell["t"] = next((t for t in fresh if id(t) == old_id), fresh[0])
+    reused = id(cell["t"]) == old_id
+    assert (_key(fn) == old_key) == reused  # the key alone cannot tell a recycled address
+    assert route(fn, x) == "vmap"  # but the dead tensor's weak reference can
+    # and a kept answer whose objects all live is reused without a probe
+    probes = []
+    probe = _routing._rows_independent
+    monkeypatch.setattr(_routing, "_rows_independent", lambda f, r: probes.append(1) or probe(f, r))
+    assert route(fn, x) == route(fn, x) == "vmap"
+    assert probes == []
 
 
 _SWAPPED = None
@@ -308,6 +328,52 @@ def test_results_do_not_depend_on_the_row_budget(name, vectorize, monkeypatch):
     monkeypatch.delenv("TFX_ROW_BUDGET")
     torch.testing.assert_close(mlp, method(_mlp, x, target=0, vectorize=vectorize), atol=1e-12,
                                rtol=0)  # fmt: skip
+
+
+HINTED = {  # methods that pass rows_per_sample (no dry run), with multi-target and dict cases
+    **METHODS,
+    "gradient_x_input": lambda fn, x, **o: tx.gradient_x_input(fn, x, **o),
+    "ig_gauss_legendre": lambda fn, x, **o: tx.integrated_gradients(
+        fn, x, steps=5, rule="gauss_legendre", **o
+    ),
+    "shapley_permutations": lambda fn, x, **o: tx.shapley_values(
+        fn, x, n_permutations=4, generator=torch.Generator().manual_seed(0), **o
+    ),
+}
+
+
+@pytest.mark.parametrize("name", HINTED)
+@pytest.mark.parametrize("target", [None, "one", "two"])
+def test_rows_per_sample_hints_equal_the_dry_runs_count(name, target, monkeypatch):
+    """A method that says its rows per sample says what a dry run would have counted."""
+    seen = []
+    original = _routing.samples_per_chunk
+
+    def both(fun, args, n, per_sample=None):
+        if per_sample is not None:
+            counted = _routing.SCOPE.get()
+            before = counted["rows"]
+            counted["dry"] = True
+            try:
+                fun(*_routing.slice_args(args, 0, 1))
+            finally:
+                counted["dry"] = False
+                dry_rows, counted["rows"] = counted["rows"] - before, before
+            seen.append((per_sample, dry_rows))
+        return original(fun, args, n, per_sample)
+
+    monkeypatch.setattr(_rows, "samples_per_chunk", both)
+    x = _x(3)
+    fn = _elementwise
+    options = {}
+    if target is not None:
+        fn = _mlp
+        options["target"] = 1 if target == "one" else torch.tensor([[0, 2]] * 3)
+    HINTED[name](fn, x, **options)
+    hinted = name != "expected_gradients"  # draws baselines per sample: it counts by dry run
+    assert (len(seen) > 0) == hinted
+    for per_sample, dry_rows in seen:
+        assert per_sample == dry_rows
 
 
 def test_chunk_size_none_fills_chunks_of_about_the_row_budget(monkeypatch):
@@ -345,7 +411,7 @@ def test_memory_stays_bounded_by_the_row_budget(monkeypatch):
     monkeypatch.setenv("TFX_ROW_BUDGET", "400")
     x = torch.rand(200, 4, dtype=F64)
     attr = tx.integrated_gradients(_elementwise, x, steps=50)
-    assert max(sizes) <= 400 and sum(sizes) == 200 * 50 + 50  # + the dry run of one sample
+    assert max(sizes) <= 400 and sum(sizes) == 200 * 50  # IG knows its rows: no dry run
     torch.testing.assert_close(attr.sum(-1), _elementwise(x) - _elementwise(0 * x))
 
 

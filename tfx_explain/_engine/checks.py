@@ -107,6 +107,11 @@ def leaf_names(tree: Any, name: str) -> list[str]:
     return [name + pytree.keystr(path) for path, _ in paths]
 
 
+def _leaf_name(tree: Any, name: str, i: int) -> str:
+    """The name of leaf ``i`` (only when a message needs it: paths cost a tree walk)."""
+    return name if isinstance(tree, torch.Tensor) else leaf_names(tree, name)[i]
+
+
 def check_structure(tree: Any, like: Any, name: str, like_name: str = "x") -> None:
     """Raise ``ValueError`` unless ``tree`` has the pytree structure of ``like``.
 
@@ -159,18 +164,20 @@ def all_finite(t: torch.Tensor) -> bool:
     non-finite sum (a NaN or Inf inside, or an overflow of finite values) pays the
     exact check.
     """
-    if not (t.is_floating_point() or t.is_complex()):
-        return True
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+    if t.is_floating_point():
+        return math.isfinite(float(t.detach().sum())) or bool(torch.isfinite(t).all())
+    if t.is_complex():
+        return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+    return True
 
 
 @value_check
 def check_finite(tree: Any, name: str) -> None:
     """Raise ``ValueError`` naming the first leaf holding NaN or Inf."""
-    for leaf_name, leaf in zip(leaf_names(tree, name), pytree.tree_leaves(tree), strict=True):
+    for i, leaf in enumerate(pytree.tree_leaves(tree)):
         if not all_finite(leaf):
             bad = leaf[~torch.isfinite(leaf)].flatten()[0].item()
-            raise ValueError(f"{leaf_name} must be finite, but it holds {bad}")
+            raise ValueError(f"{_leaf_name(tree, name, i)} must be finite, but it holds {bad}")
 
 
 @value_check
@@ -187,19 +194,22 @@ def check_inputs(x: Any, name: str = "x") -> int:
     Returns:
       The batch size ``B``.
     """
-    names = leaf_names(x, name)
     leaves = pytree.tree_leaves(x)
     if not leaves:
         raise ValueError(f"{name} must hold at least one tensor, got {x!r}")
     batch = None
-    for leaf_name, leaf in zip(names, leaves, strict=True):
+    for i, leaf in enumerate(leaves):
         if not isinstance(leaf, torch.Tensor):
-            raise TypeError(f"{leaf_name} must be a torch.Tensor, got {type(leaf).__name__}")
+            raise TypeError(
+                f"{_leaf_name(x, name, i)} must be a torch.Tensor, got {type(leaf).__name__}"
+            )
         if not leaf.is_floating_point():
             raise TypeError(
-                f"{leaf_name} must be a floating tensor to be attributed, got dtype {leaf.dtype}"
+                f"{_leaf_name(x, name, i)} must be a floating tensor to be attributed, "
+                f"got dtype {leaf.dtype}"
             )
         if leaf.ndim < 2 or leaf.shape[0] < 1:
+            leaf_name = _leaf_name(x, name, i)
             hint = f"; for one feature per sample pass {leaf_name}[:, None]" if leaf.ndim else ""
             raise ValueError(
                 f"{leaf_name} must have shape (B, *F) with B >= 1 and at least one feature "
@@ -209,8 +219,8 @@ def check_inputs(x: Any, name: str = "x") -> int:
             batch = leaf.shape[0]
         elif leaf.shape[0] != batch:
             raise ValueError(
-                f"{leaf_name} has batch size {leaf.shape[0]}, but {names[0]} has {batch}: "
-                "every leaf must share the batch dimension"
+                f"{_leaf_name(x, name, i)} has batch size {leaf.shape[0]}, but "
+                f"{_leaf_name(x, name, 0)} has {batch}: every leaf must share the batch dimension"
             )
     check_finite(x, name)
     return int(batch)

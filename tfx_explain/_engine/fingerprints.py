@@ -15,9 +15,13 @@ code names). What it finds becomes part of the key:
 - functions and partials: by identity, code and what they reach, :data:`MAX_DEPTH`
   calls deep (deeper, by identity and code).
 
-Tensors, modules, functions and partials enter the key as weak references, not ids:
-a key made before an object died never equals one made after another object took
-its address (a rebound global or closure cell), and the key keeps nothing alive.
+Objects entered by identity (tensors, modules, functions, partials, classes) are
+in the key as their ``id``, and :func:`reach` also returns them, so that whoever
+keeps the key keeps weak references with it (:func:`weak`): a kept key is valid only
+while :func:`alive` says every one of those objects still lives. A key made before an
+object died therefore never matches one made after another object took its address
+(a rebound global or closure cell), and nothing kept keeps them alive. The key holds
+only ints, strings, shapes and such, so hashing and comparing it runs in C.
 Anything else (an object whose state cannot be seen) makes ``fn`` unkeyable:
 :func:`reach` returns ``None`` and the probe runs on every call.
 """
@@ -32,7 +36,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["MAX_DEPTH", "MAX_LEAVES", "reach"]
+__all__ = ["MAX_DEPTH", "MAX_LEAVES", "alive", "reach", "weak"]
 
 MAX_DEPTH = 3  # calls deep that a function's closure and globals are followed
 MAX_LEAVES = 2048  # key entries before giving up (no key: probe every call)
@@ -42,94 +46,108 @@ _VALUES = frozenset(_BY_VALUE)  # exact types, for the fast path
 _BY_IDENTITY = (types.ModuleType, type, types.BuiltinFunctionType)
 
 
-class _Ref:
-    """A weak reference equal only to one of the same live object (never by value)."""
-
-    __slots__ = ("_ref", "_hash")
-
-    def __init__(self, obj: Any) -> None:
-        self._ref, self._hash = weakref.ref(obj), id(obj)
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _Ref):
-            return NotImplemented
-        target = self._ref()
-        return target is not None and target is other._ref()
-
-
 class _Unkeyable(Exception):
     """``fn`` reaches something whose state cannot be seen."""
 
 
-def reach(fn: Callable) -> tuple | None:
-    """A hashable key of what ``fn`` can reach, or ``None`` when some of it cannot be seen."""
+def reach(fn: Callable) -> tuple[tuple, list] | None:
+    """``(key, held)``: a hashable key of what ``fn`` can reach, and the objects it names by id.
+
+    ``None`` when some of it cannot be seen. Keep ``weak(held)`` with the key and
+    trust a kept key only while ``alive`` of it is True.
+    """
     out: list = []
+    held: list = []
     try:
-        _walk(fn, MAX_DEPTH, out, set())
+        _walk(fn, MAX_DEPTH, out, held, set())
     except _Unkeyable:
         return None
-    return tuple(out)
+    return tuple(out), held
 
 
-def _walk(obj: Any, depth: int, out: list, seen: set[int]) -> None:
-    """Append ``obj``'s key to ``out``: flat, and with a fast path by exact type."""
+def weak(held: list) -> tuple:
+    """Weak references to the objects of a key (those that can have one)."""
+    refs = []
+    for obj in held:
+        try:
+            refs.append(weakref.ref(obj))
+        except TypeError:  # builtins: they live as long as their module
+            pass
+    return tuple(refs)
+
+
+def alive(refs: tuple) -> bool:
+    """Does every object behind a kept key still live (so its ids still mean them)?"""
+    return all(ref() is not None for ref in refs)
+
+
+def _walk(obj: Any, depth: int, out: list, held: list, seen: set[int]) -> None:
+    """Append ``obj``'s key to ``out``: flat, and with a fast path by exact type.
+
+    Value entries are scalars; identity entries are tuples starting with an id (the
+    object goes to ``held``), so the two kinds never compare equal.
+    """
     if len(out) > MAX_LEAVES:
         raise _Unkeyable
     kind = type(obj)
     if kind in _VALUES:
         out.append(obj)
     elif kind is torch.Tensor or isinstance(obj, torch.Tensor):
-        out.append((_Ref(obj), obj.shape, obj.dtype, obj.device))
+        held.append(obj)
+        out.append((id(obj), obj.shape, obj.dtype, obj.device))
     elif kind is dict:
         out.append(len(obj))
         for name, value in obj.items():
-            _walk(name, depth, out, seen)
-            _walk(value, depth, out, seen)
+            _walk(name, depth, out, held, seen)
+            _walk(value, depth, out, held, seen)
     elif kind is tuple or kind is list:
         out.append(len(obj))
         for value in obj:
-            _walk(value, depth, out, seen)
+            _walk(value, depth, out, held, seen)
     elif kind is types.FunctionType:
-        _function(obj, depth, out, seen)
+        _function(obj, depth, out, held, seen)
     elif isinstance(obj, torch.nn.Module):
-        out.append((_Ref(obj), tuple(m.training for m in obj.modules())))
+        held.append(obj)
+        out.append((id(obj), tuple(m.training for m in obj.modules())))
     elif isinstance(obj, _BY_VALUE):
         out.append(obj)
     elif isinstance(obj, _BY_IDENTITY) or _from_torch(obj):
-        out.append(id(obj))
+        held.append(obj)
+        out.append((id(obj),))
     elif isinstance(obj, functools.partial):
-        out.append(_Ref(obj))
-        _walk(obj.func, depth, out, seen)
-        _walk(obj.args, depth, out, seen)
-        _walk(obj.keywords, depth, out, seen)
+        held.append(obj)
+        out.append((id(obj),))
+        _walk(obj.func, depth, out, held, seen)
+        _walk(obj.args, depth, out, held, seen)
+        _walk(obj.keywords, depth, out, held, seen)
     elif isinstance(obj, types.MethodType):
-        _walk(obj.__self__, depth, out, seen)
-        _walk(obj.__func__, depth, out, seen)
+        _walk(obj.__self__, depth, out, held, seen)
+        _walk(obj.__func__, depth, out, held, seen)
     elif isinstance(obj, (dict, list, tuple)):  # subclasses: named tuples, OrderedDict
-        _walk(kind, depth, out, seen)
-        _walk(dict(obj) if isinstance(obj, dict) else tuple(obj), depth, out, seen)
+        _walk(kind, depth, out, held, seen)
+        _walk(dict(obj) if isinstance(obj, dict) else tuple(obj), depth, out, held, seen)
     else:
         raise _Unkeyable
 
 
-def _function(fn: types.FunctionType, depth: int, out: list, seen: set[int]) -> None:
-    out.append((_Ref(fn), _Ref(fn.__code__)))
+def _function(fn: types.FunctionType, depth: int, out: list, held: list, seen: set[int]) -> None:
+    code = fn.__code__
+    held.append(fn)
+    held.append(code)
+    out.append((id(fn), id(code)))
     if depth == 0 or id(fn) in seen:  # deep enough, or recursion: identity and code only
         return
     seen.add(id(fn))
     for cell in fn.__closure__ or ():
         if _filled(cell):
-            _walk(cell.cell_contents, depth - 1, out, seen)
-    _walk(fn.__defaults__, depth - 1, out, seen)
-    _walk(fn.__kwdefaults__, depth - 1, out, seen)
+            _walk(cell.cell_contents, depth - 1, out, held, seen)
+    _walk(fn.__defaults__, depth - 1, out, held, seen)
+    _walk(fn.__kwdefaults__, depth - 1, out, held, seen)
     namespace = fn.__globals__
-    for name in _global_names(fn.__code__):
+    for name in _global_names(code):
         if name in namespace:
             out.append(name)
-            _walk(namespace[name], depth - 1, out, seen)
+            _walk(namespace[name], depth - 1, out, held, seen)
 
 
 def _filled(cell: types.CellType) -> bool:

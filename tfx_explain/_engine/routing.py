@@ -9,6 +9,7 @@ dry run, see ``rows.chunked``).
 from __future__ import annotations
 
 import contextvars
+import math
 import os
 import weakref
 from collections.abc import Callable, Iterable
@@ -18,7 +19,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from .checks import is_transformed
-from .fingerprints import reach
+from .fingerprints import alive, reach, weak
 
 __all__ = [
     "DEFAULT_ROW_BUDGET",
@@ -64,7 +65,8 @@ def row_budget(rows: Any = None) -> int:
     if text is None or not text.strip():
         if rows is None:
             return DEFAULT_ROW_BUDGET
-        size = sum(leaf[:1].numel() * leaf.element_size() for leaf in pytree.tree_leaves(rows))
+        leaves = (rows,) if isinstance(rows, torch.Tensor) else pytree.tree_leaves(rows)
+        size = sum(math.prod(leaf.shape[1:]) * leaf.element_size() for leaf in leaves)
         return min(MAX_ROWS, max(MIN_ROWS, DEFAULT_ROW_BYTES // max(size, 1)))
     try:
         value = int(text)
@@ -78,7 +80,8 @@ def row_budget(rows: Any = None) -> int:
 # One method call's state, shared by its chunks: the route chosen for each fn (so the
 # probe runs once per call) and the rows that a dry run of one sample asked for.
 SCOPE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("tfx_rows", default=None)
-# fn -> {(input signature, what fn reaches): route}; weak, so fns can die
+# fn -> {(input signature, what fn reaches): (route, weak refs to what the key names by id)};
+# weak, so fns can die
 _ROUTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 KEPT_ROUTES = 8  # answers kept per fn (the newest): a fn whose state keeps changing
 
@@ -111,12 +114,15 @@ def route(fn: Callable, rows: Any) -> str:
         return "vmap"
     if _n_rows(rows) < 2:
         return "batch"
-    kept, key = _kept(fn, leaves)
-    chosen = None if kept is None else kept.get(key)
-    if chosen is None:
+    kept, key, held = _kept(fn, leaves)
+    entry = None if kept is None else kept.get(key)
+    if entry is not None and alive(entry[1]):
+        chosen = entry[0]
+    else:
         chosen = "batch" if _rows_independent(fn, rows) else "vmap"
         if kept is not None:
-            kept[key] = chosen
+            kept.pop(key, None)  # re-inserted as the newest
+            kept[key] = (chosen, weak(held))
             while len(kept) > KEPT_ROUTES:
                 del kept[next(iter(kept))]
     if scope is not None:
@@ -124,16 +130,17 @@ def route(fn: Callable, rows: Any) -> str:
     return chosen
 
 
-def _kept(fn: Callable, leaves: list) -> tuple[dict | None, tuple | None]:
-    """The answers kept for ``fn`` and the key of this call, or ``(None, None)``."""
-    state = reach(fn)
-    if state is None:
-        return None, None
+def _kept(fn: Callable, leaves: list) -> tuple[dict | None, tuple | None, list]:
+    """The answers kept for ``fn``, the key of this call and the objects it names by id."""
+    found = reach(fn)
+    if found is None:
+        return None, None, []
     try:
         kept = _ROUTES.setdefault(fn, {})
     except TypeError:  # fn cannot be weakly referenced: nothing is kept
-        return None, None
-    return kept, (tuple((leaf.shape[1:], leaf.dtype, leaf.device) for leaf in leaves), state)
+        return None, None, []
+    state, held = found
+    return kept, (tuple((leaf.shape[1:], leaf.dtype, leaf.device) for leaf in leaves), state), held
 
 
 def _rows_independent(fn: Callable, rows: Any) -> bool:
@@ -220,18 +227,26 @@ def slice_args(args: tuple, start: int, size: int) -> tuple:
     )
 
 
-def samples_per_chunk(fun: Callable, args: tuple, n: int) -> int | None:
-    """Samples per chunk for about ``row_budget()`` rows, from a dry run of one sample."""
+def samples_per_chunk(
+    fun: Callable, args: tuple, n: int, per_sample: int | None = None
+) -> int | None:
+    """Samples per chunk for about ``row_budget()`` rows, from a dry run of one sample.
+
+    ``per_sample``: the rows ``fun`` evaluates per sample, when the method knows them
+    without building any (one for input gradients, ``K + 1`` masks for ablation); the
+    dry run is then skipped.
+    """
     scope = SCOPE.get()
     if scope["dry"]:  # inside an enclosing dry run: it counts all of our rows
         return None
-    before = scope["rows"]
-    scope["dry"] = True
-    try:
-        fun(*slice_args(args, 0, 1))
-    finally:
-        scope["dry"] = False
-        per_sample, scope["rows"] = scope["rows"] - before, before
+    if per_sample is None:
+        before = scope["rows"]
+        scope["dry"] = True
+        try:
+            fun(*slice_args(args, 0, 1))
+        finally:
+            scope["dry"] = False
+            per_sample, scope["rows"] = scope["rows"] - before, before
     budget = row_budget(args[0])  # a row is shaped like a sample (a path point, a mask)
     if per_sample == 0 or per_sample * n <= budget:
         return None

@@ -239,7 +239,13 @@ def _fallback_warning(vectorize: str) -> Iterator[None]:
         )
 
 
-def chunked(fun: Callable, chunk_size: int | None, *args: Any, what: str) -> Any:
+def chunked(
+    fun: Callable,
+    chunk_size: int | None,
+    *args: Any,
+    what: str,
+    rows_per_sample: int | None = None,
+) -> Any:
     """Apply ``fun`` to consecutive chunks of ``chunk_size`` samples; return its attributions.
 
     ``args`` are pytrees of tensors with a leading sample dimension, or ``None``.
@@ -256,23 +262,27 @@ def chunked(fun: Callable, chunk_size: int | None, *args: Any, what: str) -> Any
     :func:`row_gradients` returns zeros and counts its rows) measures the rows per
     sample ``R``, and chunks hold ``max(1, budget // R)`` samples (all of them when
     they fit). The dry run costs the method's own tensor work for one sample,
-    without ``fn``. The call is also the scope in which ``vectorize="auto"``
-    probes ``fn`` once for all chunks.
+    without ``fn``. A method that knows ``R`` without building rows passes it as
+    ``rows_per_sample`` and skips the dry run (tests check it against the dry run's
+    count). The call is also the scope in which ``vectorize="auto"`` probes ``fn``
+    once for all chunks.
     """
     token = None
     if SCOPE.get() is None:
         token = SCOPE.set({"routes": {}, "rows": 0, "dry": False})
     try:
-        return _chunked(fun, chunk_size, args, what)
+        return _chunked(fun, chunk_size, args, what, rows_per_sample)
     finally:
         if token is not None:
             SCOPE.reset(token)
 
 
-def _chunked(fun: Callable, chunk_size: int | None, args: tuple, what: str) -> Any:
+def _chunked(
+    fun: Callable, chunk_size: int | None, args: tuple, what: str, per_sample: int | None
+) -> Any:
     n = rows_of([a for a in args if a is not None])
     if chunk_size is None and n > 1:
-        chunk_size = samples_per_chunk(fun, args, n)
+        chunk_size = samples_per_chunk(fun, args, n, per_sample)
     if chunk_size is None or chunk_size >= n:
         attr, values = fun(*args)
         check_values(values, what)
