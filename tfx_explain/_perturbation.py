@@ -15,7 +15,7 @@ from torch.utils import _pytree as pytree
 from ._engine.batching import prepare
 from ._engine.checks import check_baseline
 from ._engine.devices import device_of
-from ._engine.masks import common_dtype, group_matrix, unflatten_rows, window_masks
+from ._engine.masks import common_dtype, group_matrix, masked_rows, unflatten_rows, window_masks
 from ._engine.rows import check_vectorize, chunked, compiled, row_values, rows_of
 
 __all__ = ["occlusion", "feature_ablation"]
@@ -37,9 +37,7 @@ def perturbed_values(
       ``(n, R)``, or ``(n, R, T)`` for ``(n, T)`` targets.
     """
     n, n_rows = rows_of(x), keep.shape[0]
-    # (n, 1, D) where (R, D) -> (n, R, D) -> (n R, D)
-    rows = torch.where(keep, flatten_batch(x).unsqueeze(1), flatten_batch(b).unsqueeze(1))
-    rows = unflatten_rows(rows.flatten(0, 1), first_sample(x))
+    rows = unflatten_rows(masked_rows(keep, flatten_batch(x), flatten_batch(b)), first_sample(x))
     t_rows = None if t is None else t.repeat_interleave(n_rows, dim=0)
     values = row_values(fn, rows, t_rows, vectorize=vectorize)
     return values.reshape((n, n_rows) + values.shape[1:])

@@ -69,7 +69,10 @@ def check_output(out: Any, rows: int, target: torch.Tensor | None) -> torch.Tens
     """Check what ``fn`` returned for ``rows`` rows against the target of those rows.
 
     The shape ``(rows,)`` or ``(rows, C)`` and whether a target is given are static
-    checks; the target's range ``[0, C)`` is a value check (see ``checks``).
+    checks; the target's range ``[0, C)`` is a value check (see ``checks``), made
+    here for targets off the CPU (an out-of-range index there is a device-side
+    assert) and by the bounds check of ``gather`` on the CPU (:func:`select_batch`
+    turns its error into the same ``ValueError``).
     ``target`` is the target of all rows being evaluated, also when ``fn`` sees
     them one at a time under ``vmap``.
     """
@@ -92,7 +95,8 @@ def check_output(out: Any, rows: int, target: torch.Tensor | None) -> torch.Tens
         )
     if target is not None and out.ndim == 1:
         raise ValueError("target must be None: fn returns one output per sample")
-    if target is not None:
+    if target is not None and target.device.type != "cpu":
+        # on the CPU, gather checks the bounds as it picks (select_batch): no extra pass
         _check_range(target, out.shape[1])
     return out
 
@@ -102,8 +106,19 @@ def select_batch(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor
     if target is None:
         return out
     if target.ndim == 1:
-        return out.gather(1, target[:, None])[:, 0]
-    return out.gather(1, target)
+        return _gather(out, target[:, None], target)[:, 0]
+    return _gather(out, target, target)
+
+
+def _gather(out: torch.Tensor, index: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``out.gather(-1, index)``; an index out of range is the ValueError of ``target``."""
+    try:
+        return out.gather(-1, index)
+    except RuntimeError as err:
+        if "out of bounds" not in str(err):
+            raise
+        _check_range(target, out.shape[-1])  # raises, naming the value (when it can be read)
+        raise
 
 
 def one_sample(fn: Callable, target: torch.Tensor | None) -> Callable:
@@ -119,6 +134,6 @@ def one_sample(fn: Callable, target: torch.Tensor | None) -> Callable:
         out = check_output(fn(rows), 1, target)
         if t1 is None:
             return out[0]
-        return out[0].gather(-1, t1.reshape(1)).squeeze(-1)
+        return _gather(out[0], t1.reshape(1), target).squeeze(-1)
 
     return f1
