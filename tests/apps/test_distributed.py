@@ -31,6 +31,7 @@ from tfx_explain.cli._attribute import (  # noqa: E402
 from tfx_explain.distributed import (  # noqa: E402
     ERRORS_FILE,
     SUMMARY_FILE,
+    WORKER_PRELOAD,
     attribute_dataset,
     load_model,
     local_cluster,
@@ -605,6 +606,11 @@ def test_a_local_cluster_stops_its_workers_without_the_kill_warning():
     nanny.addHandler(handler)
     try:
         with local_cluster(1) as client:
+            # the worker imported torch and the partition code as it started, not in a job;
+            # asked by a builtin, since unpickling a function of this module imports torch
+            names = ["torch", *WORKER_PRELOAD]
+            asked = f"all(m in __import__('sys').modules for m in {names!r})"
+            assert list(client.run(eval, asked).values()) == [True]
             assert client.submit(_torch_sum).result() == 3.0
     finally:
         nanny.removeHandler(handler)

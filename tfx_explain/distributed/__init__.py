@@ -15,7 +15,7 @@ except ImportError as error:  # pragma: no cover - depends on the installation
         "pip install 'tfx_explain[distributed]' (from a checkout: pip install -e '.[distributed]')"
     ) from error
 
-from ._cluster import WORKER_ENVIRON, local_cluster
+from ._cluster import WORKER_ENVIRON, WORKER_PRELOAD, local_cluster
 from ._job import ERRORS_FILE, SUMMARY_FILE, JobProgress, JobResult, attribute_dataset
 from ._loader import METHODS, load_model
 from ._people import write_people_parquet
@@ -26,6 +26,7 @@ __all__ = [
     "METHODS",
     "SUMMARY_FILE",
     "WORKER_ENVIRON",
+    "WORKER_PRELOAD",
     "JobProgress",
     "JobResult",
     "attribute_dataset",

@@ -13,7 +13,11 @@ from distributed import Client, LocalCluster
 
 from ._checks import check_positive_int
 
-__all__ = ["local_cluster", "WORKER_ENVIRON"]
+__all__ = ["local_cluster", "WORKER_ENVIRON", "WORKER_PRELOAD"]
+
+WORKER_PRELOAD = ("tfx_explain.distributed._partition",)
+"""Modules every worker imports as it starts (torch, pandas, pyarrow and the partition
+code: about 3 s a process here), so that a job's first partitions do not wait for them."""
 
 WORKER_ENVIRON = {
     # glibc's default trim threshold; Dask's 65536 halved integrated-gradients throughput
@@ -32,7 +36,9 @@ def local_cluster(n_workers: int = 2, *, memory_limit: str | int = "auto") -> It
     """Start ``n_workers`` single-threaded worker processes on 127.0.0.1 and yield a client.
 
     Every listening socket (scheduler and its HTTP endpoint, nannies, workers) binds the
-    loopback interface on a free port. Each worker runs one task at a time with one torch thread.
+    loopback interface on a free port. Each worker runs one task at a time with one torch
+    thread, and imports :data:`WORKER_PRELOAD` before it joins (the cluster's start, not
+    the first job, pays for the imports).
     Starting nannies changes the driver's own environment (thread variables,
     ``MALLOC_TRIM_THRESHOLD_``, ``PYTHONHASHSEED``); it is restored, with the driver's
     torch thread count, when the block exits.
@@ -64,6 +70,7 @@ def local_cluster(n_workers: int = 2, *, memory_limit: str | int = "auto") -> It
                     # would put it on port 8787, taken by any other cluster on the machine
                     dashboard_address="127.0.0.1:0",
                     memory_limit=memory_limit,
+                    preload=list(WORKER_PRELOAD),
                 )
             )
             stack.callback(_stop_workers, cluster)  # before the cluster's own close
