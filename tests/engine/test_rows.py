@@ -6,6 +6,7 @@ import functools
 
 import pytest
 import torch
+from torch.utils import _pytree as pytree
 
 import tfx_explain as tx
 from tfx_explain._engine.rows import chunked
@@ -263,3 +264,48 @@ def test_the_finite_check_is_exact_where_a_sum_overflows_or_cancels():
     assert not all_finite(torch.tensor([1 + 2j, complex(float("nan"), 0)]))
     with pytest.raises(ValueError, match=r"x must be finite, but it holds inf"):
         tx.input_gradients(lambda x: x.sum(-1), torch.tensor([[1.0, float("inf")]]))
+
+
+# ---- gradient x input multiplies in place only what autograd gave it fresh -----------
+
+
+def _gxi_cases():
+    w = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    x = torch.tensor([[2.0, 1.0, 0.5], [-1.0, 4.0, 2.0]], dtype=torch.float64)
+    shared = {"a": x.clone(), "b": 2 * x}  # a + b: autograd gives both leaves one tensor
+    return [
+        ("fresh", lambda x: (x * x) @ w, x, 2 * x * x * w),
+        ("expanded", lambda x: x.sum(-1), x, x),  # the gradient of sum is an expanded 1
+        (
+            "shared",
+            lambda d: ((d["a"] + d["b"]) * w).sum(-1),
+            shared,
+            {"a": shared["a"] * w, "b": shared["b"] * w},
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", _gxi_cases(), ids=lambda c: c[0])
+def test_gradient_x_input_never_writes_to_x_or_shared_gradients(case):
+    _, fn, x, expected = case
+    before = pytree.tree_map(torch.clone, x)
+    got = tx.gradient_x_input(fn, x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    torch.testing.assert_close(x, before, rtol=0, atol=0)
+    again = tx.gradient_x_input(fn, x)  # nothing kept or aliased between calls
+    torch.testing.assert_close(again, expected, rtol=0, atol=0)
+
+
+def test_gradient_x_input_multiplies_fresh_gradients_in_place(monkeypatch):
+    from tfx_explain import _gradients
+
+    seen = []
+    original = _gradients._owned
+    monkeypatch.setattr(_gradients, "_owned", lambda g, x: seen.append(original(g, x)) or seen[-1])
+    case = {c[0]: c for c in _gxi_cases()}
+    for name in ("fresh", "expanded", "shared"):
+        tx.gradient_x_input(case[name][1], case[name][2])
+    assert seen == [True, False, False]
+    leaf = case["fresh"][2].clone().requires_grad_()
+    tx.gradient_x_input(case["fresh"][1], leaf)  # tracked: a graph runs through the result
+    assert seen[-1] is False

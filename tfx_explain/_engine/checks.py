@@ -145,7 +145,7 @@ def check_fn(fn: Any) -> None:
     """Refuse non-callables and modules whose per-sample outputs would depend on the batch."""
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}: {fn!r}")
-    if isinstance(fn, nn.Module):
+    if isinstance(fn, nn.Module) and any(m.training for m in fn.modules()):
         training = [name or type(fn).__name__ for name, m in fn.named_modules() if m.training]
         if training:
             raise ValueError(
