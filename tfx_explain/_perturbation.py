@@ -45,6 +45,8 @@ def perturbed_values(
 
 def flatten_batch(x: Any) -> torch.Tensor:
     """Samples' leaves flattened and concatenated: ``(n, D)``."""
+    if isinstance(x, torch.Tensor):
+        return x.flatten(1)
     return torch.cat([leaf.flatten(1) for leaf in pytree.tree_leaves(x)], dim=1)
 
 

@@ -71,6 +71,8 @@ def unflatten_rows(rows: torch.Tensor, like: Any) -> Any:
     The flat rows have the common dtype of all leaves; each leaf gets its own dtype
     back, so a float32 leaf next to a float64 one stays float32.
     """
+    if isinstance(like, torch.Tensor):  # one leaf: no split, no pytree
+        return rows.reshape(rows.shape[:-1] + like.shape).to(like.dtype)
     leaves, spec = pytree.tree_flatten(like)
     sizes = [leaf.numel() for leaf in leaves]
     parts = torch.split(rows, sizes, dim=-1)
