@@ -9,6 +9,10 @@ Each bound is timed in one process, interleaved with the references it is compar
   "faster than Captum" is Captum / that compiled forward.
 - ``captum-at-limit``: an eager method cannot beat the eager limit, so the most it can
   be faster than Captum is Captum / limit.
+- ``built``: a perturbation method must build its perturbed rows before ``fn`` sees
+  them, which the limit (over prebuilt rows) never does. The floor replays the
+  method's own chunks: build each chunk's rows and run the forward on them, nothing
+  else (no checks, no reduction); the bound is floor / limit.
 
 Run::
 
@@ -105,6 +109,51 @@ def compiled(method: str, rounds: int) -> None:
           f"(the captum-at-limit bound)")  # fmt: skip
 
 
+def built(workload: str, method: str, rounds: int) -> None:
+    """Limit, and the floor of any black-box perturbation method: build the rows, forward."""
+    import tfx_explain._perturbation as P
+
+    case, w = W.trial(workload, method), W.workload(workload)
+    ours = case.ours("auto", False)
+    calls: list[tuple] = []
+    original = P.masked_rows
+
+    def record(keep, x, b):
+        calls.append((keep, x.clone(), b.clone()))
+        return original(keep, x, b)
+
+    P.masked_rows = record
+    try:
+        ours()
+    finally:
+        P.masked_rows = original
+    targets, start = [], 0
+    for keep, x, _ in calls:  # each chunk's samples, in order: their targets per row
+        t = None if w.target is None else w.target[start : start + x.shape[0]]
+        targets.append(None if t is None else t.repeat_interleave(keep.shape[0]))
+        start += x.shape[0]
+
+    def build() -> None:
+        for keep, x, b in calls:
+            original(keep, x, b)
+
+    def build_and_forward() -> None:
+        with torch.no_grad():
+            for (keep, x, b), t in zip(calls, targets, strict=True):
+                W._explained(w.fn(original(keep, x, b)), t)
+
+    sizes = (1024, 2048, 4096, 8192) if case.rows > 8192 else (64, 128, 256, 512, 1024)
+    runs = {f"limit {n}": case.limit(n) for n in sizes}
+    runs.update(build=build, floor=build_and_forward, ours=ours)
+    m = _medians(runs, rounds)
+    limit = min(v for k, v in m.items() if k.startswith("limit"))
+    print(f"built, {workload} {method}: limit {limit:.4f} s; building the {case.rows} rows "
+          f"in {len(calls)} chunks {m['build']:.4f} s; building them and the forward on "
+          f"each chunk {m['floor']:.4f} s -> bound {m['floor'] / limit:.2f}x the limit; "
+          f"ours {m['ours'] / limit:.2f}x the limit, {m['ours'] / m['floor']:.2f}x the "
+          "floor")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -114,6 +163,13 @@ def main() -> None:
     noise(args.rounds)
     for method in ("occlusion", "feature_ablation"):
         compiled(method, args.rounds)
+    for workload, method in (
+        ("mlp-2048", "occlusion"),
+        ("mlp-2048", "feature_ablation"),
+        ("cnn-128", "occlusion"),
+        ("tnet-240", "feature_ablation"),
+    ):
+        built(workload, method, args.rounds)
 
 
 if __name__ == "__main__":
