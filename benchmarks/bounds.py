@@ -140,7 +140,7 @@ def built(workload: str, method: str, rounds: int) -> None:
     def build_and_forward() -> None:
         with torch.no_grad():
             for (keep, x, b), t in zip(calls, targets, strict=True):
-                W._explained(w.fn(original(keep, x, b)), t)
+                W._explained(w.fn(P.unflatten_rows(original(keep, x, b), w.x[0])), t)
 
     sizes = (1024, 2048, 4096, 8192) if case.rows > 8192 else (64, 128, 256, 512, 1024)
     runs = {f"limit {n}": case.limit(n) for n in sizes}
