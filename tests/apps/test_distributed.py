@@ -190,8 +190,13 @@ def test_ig_equals_single_process_and_streams_global_importance(client, params, 
             {"window": 2, "stride": 2},
             lambda fn, x: tx.occlusion(fn, x, window=2, stride=2),
         ),
+        (
+            "kernel_shap",  # all 2^4 - 2 coalitions: exact, no draws
+            {"groups": PEOPLE_FIELDS},
+            lambda fn, x: tx.kernel_shap(fn, x, groups=PEOPLE_FIELDS),
+        ),
     ],
-    ids=["gxi", "group-shapley", "occlusion-as-function"],
+    ids=["gxi", "group-shapley", "occlusion-as-function", "exact-kernel-shap"],
 )
 def test_other_methods_equal_single_process(
     client, params, people, tmp_path, method, options, reference
@@ -210,6 +215,25 @@ def test_other_methods_equal_single_process(
     )
     expected = reference(functools.partial(transformer_net, values), x)
     torch.testing.assert_close(_attr(_read(tmp_path / "out")), expected, atol=1e-6, rtol=0)
+
+
+def test_lime_by_its_short_name_is_seeded_per_partition(client, params, people, tmp_path):
+    _, params_path = params
+    data, x = people
+    run = functools.partial(
+        attribute_dataset,
+        data,
+        params=params_path,
+        model=MODEL,
+        method="lime",
+        options={"groups": PEOPLE_FIELDS, "n_samples": 64},
+        seed=3,
+        scheduler=client,
+    )
+    first, again = run(tmp_path / "a"), run(tmp_path / "b")
+    a, b = _attr(_read(tmp_path / "a")), _attr(_read(tmp_path / "b"))
+    assert first.rows == again.rows == x.shape[0] and torch.equal(a, b)  # reruns draw the same
+    assert torch.isfinite(a).all() and a.abs().sum() > 0
 
 
 def test_float64_people_rows_match_exactly(client, params, tmp_path):

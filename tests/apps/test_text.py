@@ -286,6 +286,24 @@ def test_cosine_to_takes_one_vector(bert):
         text.cosine_to(rest, torch.ones(3, 8))
 
 
+def test_cli_colors_only_a_terminal_without_no_color(monkeypatch):
+    from tfx_explain.cli._text import _use_color
+
+    class Stream:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert _use_color(Stream(True)) and not _use_color(Stream(False))
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not _use_color(Stream(True))
+    monkeypatch.setenv("NO_COLOR", "")  # empty: as if unset (no-color.org)
+    assert _use_color(Stream(True))
+
+
 def test_cli_colors_tokens_by_sign_only_on_a_terminal():
     from tfx_explain.cli._text import _colored
 

@@ -20,8 +20,9 @@ __all__ = [
 
 _GROUPS = ("people",)
 _EXTRA = "pip install -e '.[distributed]'"
-_SHORT = "ig, gxi, grad, occlusion, ablation, shapley, eg"
-_PLAYER_METHODS = ("shapley", "ablation")  # methods that take the groups as their players
+_SHORT = "ig, gxi, grad, occlusion, ablation, shapley, eg, kernel_shap, lime"
+# methods that take the groups as their players
+_PLAYER_METHODS = ("shapley", "ablation", "kernel_shap", "lime")
 
 
 def _option(text: str) -> tuple[str, object]:

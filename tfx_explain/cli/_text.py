@@ -10,6 +10,7 @@ when the command runs, so the rest of the command line works without the extra.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,6 +81,11 @@ def explain_pair(a: str, b: str, *, steps: int = 50, baseline: str = "pad") -> d
     }
 
 
+def _use_color(stream) -> bool:
+    """Color on a terminal, unless ``NO_COLOR`` is set to anything non-empty (no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
 def _colored(token: str, score: float, peak: float, color: bool) -> str:
     if not color or score == 0.0:
         return token
@@ -107,7 +113,7 @@ def run_text(args: argparse.Namespace) -> int:
         )
         return 2
     tokens, scores = result["tokens"], result["scores"].tolist()
-    color = sys.stdout.isatty()
+    color = _use_color(sys.stdout)
     peak = max(abs(s) for s in scores) or 1.0
     print(f"Sentence A: {args.sentence_a}")
     print(f"Sentence B: {args.sentence_b}")

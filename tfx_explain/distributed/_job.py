@@ -139,7 +139,8 @@ def attribute_dataset(
       factory: instead of ``model``, ``factory(params_path) -> fn`` for any other format.
         Both are given as import paths or module-level functions: only the name travels.
       method: ``"ig"``, ``"gxi"``, ``"grad"``, ``"occlusion"``, ``"ablation"``,
-        ``"shapley"``, ``"eg"``, or any ``method(fn, x, **options)`` by import path.
+        ``"shapley"``, ``"eg"``, ``"kernel_shap"``, ``"lime"`` (see :data:`METHODS`), or
+        any ``method(fn, x, **options)`` by import path.
       options: keyword options of the method (``steps``, ``baseline``, ``window``,
         ``groups`` for Shapley players, ``chunk_size``...). Shipped with every task, so
         keep them small. ``chunk_size`` defaults to ``DEFAULT_CHUNK_SIZE`` (256) rows.

@@ -24,6 +24,8 @@ METHODS = {
     "ablation": "tfx_explain:feature_ablation",
     "shapley": "tfx_explain:shapley_values",
     "eg": "tfx_explain:expected_gradients",
+    "kernel_shap": "tfx_explain:kernel_shap",
+    "lime": "tfx_explain:lime",
 }
 """Short method names accepted by ``attribute_dataset(method=...)`` and the command line."""
 
