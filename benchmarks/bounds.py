@@ -111,7 +111,7 @@ def compiled(method: str, rounds: int) -> None:
 
 def built(workload: str, method: str, rounds: int) -> None:
     """Limit, and the floor of any black-box perturbation method: build the rows, forward."""
-    import tfx_explain._perturbation as P
+    import tfx_explain._engine.perturbed as P
 
     case, w = W.trial(workload, method), W.workload(workload)
     ours = case.ours("auto", False)

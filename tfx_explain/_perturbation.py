@@ -15,39 +15,11 @@ from torch.utils import _pytree as pytree
 from ._engine.batching import prepare
 from ._engine.checks import check_baseline
 from ._engine.devices import device_of
-from ._engine.masks import common_dtype, group_matrix, masked_rows, unflatten_rows, window_masks
-from ._engine.rows import check_vectorize, chunked, compiled, row_values, rows_of
+from ._engine.masks import common_dtype, group_matrix, unflatten_rows, window_masks
+from ._engine.perturbed import first_sample, perturbed_values
+from ._engine.rows import check_vectorize, chunked, compiled
 
 __all__ = ["occlusion", "feature_ablation"]
-
-
-def perturbed_values(
-    fn: Callable, x: Any, t: Any, b: Any, keep: torch.Tensor, *, vectorize: str
-) -> torch.Tensor:
-    """Explained outputs of ``n`` samples with features kept where ``keep`` is True.
-
-    Row ``r`` of a sample is the sample where ``keep[r]`` and the baseline elsewhere.
-
-    Args:
-      x, b: pytrees of ``(n, *F)`` samples and baselines.
-      t: ``None``, ``(n,)`` or ``(n, T)`` targets.
-      keep: ``(R, D)`` boolean masks over the ``D`` flat features.
-
-    Returns:
-      ``(n, R)``, or ``(n, R, T)`` for ``(n, T)`` targets.
-    """
-    n, n_rows = rows_of(x), keep.shape[0]
-    rows = unflatten_rows(masked_rows(keep, flatten_batch(x), flatten_batch(b)), first_sample(x))
-    t_rows = None if t is None else t.repeat_interleave(n_rows, dim=0)
-    values = row_values(fn, rows, t_rows, vectorize=vectorize)
-    return values.reshape((n, n_rows) + values.shape[1:])
-
-
-def flatten_batch(x: Any) -> torch.Tensor:
-    """Samples' leaves flattened and concatenated: ``(n, D)``."""
-    if isinstance(x, torch.Tensor):
-        return x.flatten(1)
-    return torch.cat([leaf.flatten(1) for leaf in pytree.tree_leaves(x)], dim=1)
 
 
 def _ablation_samples(fn, x, t, b, keep, share, vectorize):
@@ -77,11 +49,6 @@ def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize, comp
         what="for a perturbed input",
         rows_per_sample=rows,
     )
-
-
-def first_sample(x: Any) -> Any:
-    """The first sample of a batch, ``(*F)`` leaves (for shapes and dtypes only)."""
-    return pytree.tree_map(lambda leaf: leaf[0], x)
 
 
 def _per_leaf(value: Any, x: Any, name: str) -> list[Any]:

@@ -12,8 +12,8 @@ from ._engine.batching import prepare
 from ._engine.checks import MAX_SAMPLES, check_baseline, check_size
 from ._engine.devices import device_of, draw
 from ._engine.masks import coalitions, common_dtype, group_matrix, unflatten_rows
+from ._engine.perturbed import first_sample, perturbed_values
 from ._engine.rows import check_vectorize, chunked, compiled
-from ._perturbation import first_sample, perturbed_values
 
 __all__ = ["shapley_values", "MAX_EXACT_GROUPS"]
 
