@@ -147,12 +147,11 @@ def check_fn(fn: Any) -> None:
         raise TypeError(f"fn must be callable, got {type(fn).__name__}: {fn!r}")
     if isinstance(fn, nn.Module) and any(m.training for m in fn.modules()):
         training = [name or type(fn).__name__ for name, m in fn.named_modules() if m.training]
-        if training:
-            raise ValueError(
-                "fn is an nn.Module in training mode (training submodules: "
-                f"{', '.join(training[:5])}); dropout and batch statistics make a row's "
-                "attribution depend on its batch. Call fn.eval() first."
-            )
+        raise ValueError(
+            "fn is an nn.Module in training mode (training submodules: "
+            f"{', '.join(training[:5])}); dropout and batch statistics make a row's "
+            "attribution depend on its batch. Call fn.eval() first."
+        )
 
 
 def all_finite(t: torch.Tensor) -> bool:
