@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils import _pytree as pytree
 
+from ._engine import trees
 from ._engine.batching import expand_targets, per_target, prepare
 from ._engine.checks import is_transformed
 from ._engine.rows import check_vectorize, chunked, compiled, row_gradients
@@ -116,8 +116,8 @@ def gradient_x_input(
     target_axis = isinstance(target, torch.Tensor) and target.ndim == 2
     inputs = per_target(x, target if target_axis else None)
     if _owned(grads, x):  # multiply in place: no second result-sized allocation
-        return pytree.tree_map(lambda g, leaf: g.mul_(leaf), grads, inputs)
-    return pytree.tree_map(torch.mul, inputs, grads)
+        return trees.tree_map(lambda g, leaf: g.mul_(leaf), grads, inputs)
+    return trees.tree_map(torch.mul, inputs, grads)
 
 
 def _owned(grads: Any, x: Any) -> bool:
@@ -126,9 +126,9 @@ def _owned(grads: Any, x: Any) -> bool:
     Autograd may hand back one tensor for two inputs (``a + b``), or an expanded
     one; neither is written to, and no leaf may share memory with ``x``.
     """
-    leaves = pytree.tree_leaves(grads)
+    leaves = trees.leaves(grads)
     if is_transformed(leaves) or any(g.requires_grad or not g.is_contiguous() for g in leaves):
         return False
     grad_memory = [g.untyped_storage().data_ptr() for g in leaves]
-    x_memory = {leaf.untyped_storage().data_ptr() for leaf in pytree.tree_leaves(x)}
+    x_memory = {leaf.untyped_storage().data_ptr() for leaf in trees.leaves(x)}
     return len(set(grad_memory)) == len(grad_memory) and not x_memory & set(grad_memory)

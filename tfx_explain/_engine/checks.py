@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.utils import _pytree as pytree
 
+from . import trees
+
 __all__ = [
     "is_transformed",
     "has_values",
@@ -61,7 +63,7 @@ def is_transformed(tree: Any) -> bool:
         return True
     return any(
         isinstance(leaf, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(leaf)
-        for leaf in pytree.tree_leaves(tree)
+        for leaf in trees.leaves(tree)
     )
 
 
@@ -77,7 +79,7 @@ def has_values(tree: Any) -> bool:
     return not any(
         isinstance(leaf, torch.Tensor)
         and (leaf.is_meta or isinstance(leaf, torch._subclasses.FakeTensor) or _batched(leaf))
-        for leaf in pytree.tree_leaves(tree)
+        for leaf in trees.leaves(tree)
     )
 
 
@@ -173,7 +175,7 @@ def all_finite(t: torch.Tensor) -> bool:
 @value_check
 def check_finite(tree: Any, name: str) -> None:
     """Raise ``ValueError`` naming the first leaf holding NaN or Inf."""
-    for i, leaf in enumerate(pytree.tree_leaves(tree)):
+    for i, leaf in enumerate(trees.leaves(tree)):
         if not all_finite(leaf):
             bad = leaf[~torch.isfinite(leaf)].flatten()[0].item()
             raise ValueError(f"{_leaf_name(tree, name, i)} must be finite, but it holds {bad}")
@@ -193,7 +195,7 @@ def check_inputs(x: Any, name: str = "x") -> int:
     Returns:
       The batch size ``B``.
     """
-    leaves = pytree.tree_leaves(x)
+    leaves = trees.leaves(x)
     if not leaves:
         raise ValueError(f"{name} must hold at least one tensor, got {x!r}")
     batch = None

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils import _pytree as pytree
 
+from . import trees
 from .masks import common_dtype
 
 __all__ = ["device_of", "like", "draw"]
@@ -26,7 +26,7 @@ __all__ = ["device_of", "like", "draw"]
 
 def device_of(tree: Any) -> torch.device:
     """The device of a pytree's tensors (its first leaf's)."""
-    return pytree.tree_leaves(tree)[0].device
+    return trees.leaves(tree)[0].device
 
 
 def like(tree: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
+from . import trees
 from .checks import has_values, is_transformed
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
 
 def common_dtype(x: Any) -> torch.dtype:
     """The dtype that holds every leaf of ``x`` (the dtype of the flat feature vector)."""
-    return functools.reduce(torch.promote_types, [leaf.dtype for leaf in pytree.tree_leaves(x)])
+    return functools.reduce(torch.promote_types, [leaf.dtype for leaf in trees.leaves(x)])
 
 
 SPARSE_REMOVED = 1 / 8

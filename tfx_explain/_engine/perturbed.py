@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
+from . import trees
 from .masks import masked_rows, unflatten_rows
 from .rows import row_values, rows_of
 
@@ -52,4 +53,4 @@ def flatten_batch(x: Any) -> torch.Tensor:
 
 def first_sample(x: Any) -> Any:
     """The first sample of a batch, ``(*F)`` leaves (for shapes and dtypes only)."""
-    return pytree.tree_map(lambda leaf: leaf[0], x)
+    return trees.tree_map(lambda leaf: leaf[0], x)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch.utils import _pytree as pytree
 
+from . import trees
 from .checks import is_transformed
 from .fingerprints import alive, reach, weak
 
@@ -65,7 +66,7 @@ def row_budget(rows: Any = None) -> int:
     if text is None or not text.strip():
         if rows is None:
             return DEFAULT_ROW_BUDGET
-        leaves = (rows,) if isinstance(rows, torch.Tensor) else pytree.tree_leaves(rows)
+        leaves = trees.leaves(rows)
         size = sum(math.prod(leaf.shape[1:]) * leaf.element_size() for leaf in leaves)
         return min(MAX_ROWS, max(MIN_ROWS, DEFAULT_ROW_BYTES // max(size, 1)))
     try:
@@ -109,7 +110,7 @@ def route(fn: Callable, rows: Any) -> str:
     scope = SCOPE.get()
     if scope is not None and id(fn) in scope["routes"]:
         return scope["routes"][id(fn)][1]
-    leaves = pytree.tree_leaves(rows)
+    leaves = trees.leaves(rows)
     if is_transformed(rows) or any(leaf.is_meta for leaf in leaves):
         return "vmap"
     if _n_rows(rows) < 2:
@@ -179,7 +180,7 @@ def dry(rows: Any, t_rows: Any) -> torch.Tensor | None:
     n = _n_rows(rows)
     scope["rows"] += n
     shape = (n,) if t_rows is None or t_rows.ndim == 1 else (n, t_rows.shape[1])
-    return pytree.tree_leaves(rows)[0].new_zeros(shape)
+    return trees.leaves(rows)[0].new_zeros(shape)
 
 
 def pieces(rows: Any) -> int | None:
@@ -196,7 +197,7 @@ def in_pieces(f: Callable, piece: int, *args: Any) -> Any:
     The pieces' results are written into tensors allocated once for all rows, or
     concatenated when autograd or a transform tracks them.
     """
-    n = _n_rows([a for a in args if a is not None])
+    n = _n_rows(next(a for a in args if a is not None))
     return assemble(((s, f(*slice_args(args, s, piece))) for s in range(0, n, piece)), n)
 
 
@@ -209,7 +210,7 @@ def assemble(parts: Iterable[tuple[int, Any]], n: int) -> Any:
     """
     out = spec = None
     for start, part in parts:
-        leaves, spec = pytree.tree_flatten(part)
+        leaves, spec = trees.flatten(part)
         if out is None:
             keep = is_transformed(part) or any(leaf.requires_grad for leaf in leaves)
             out = [[] if keep else leaf.new_empty((n,) + leaf.shape[1:]) for leaf in leaves]
@@ -218,12 +219,12 @@ def assemble(parts: Iterable[tuple[int, Any]], n: int) -> Any:
                 buffer.append(leaf)
             else:
                 buffer[start : start + leaf.shape[0]] = leaf
-    return pytree.tree_unflatten([torch.cat(b) if isinstance(b, list) else b for b in out], spec)
+    return trees.unflatten([torch.cat(b) if isinstance(b, list) else b for b in out], spec)
 
 
 def slice_args(args: tuple, start: int, size: int) -> tuple:
     return tuple(
-        None if a is None else pytree.tree_map(lambda t: t[start : start + size], a) for a in args
+        None if a is None else trees.tree_map(lambda t: t[start : start + size], a) for a in args
     )
 
 
@@ -254,4 +255,4 @@ def samples_per_chunk(
 
 
 def _n_rows(tree: Any) -> int:
-    return pytree.tree_leaves(tree)[0].shape[0]
+    return trees.n_rows(tree)

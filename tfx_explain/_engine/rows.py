@@ -31,8 +31,8 @@ from typing import Any
 
 import torch
 from torch.func import grad, grad_and_value, vmap
-from torch.utils import _pytree as pytree
 
+from . import trees
 from .checks import check_choice, check_depends, check_values, is_transformed
 from .routing import (
     DEFAULT_ROW_BUDGET,
@@ -73,7 +73,7 @@ def check_vectorize(vectorize: Any) -> str:
 
 
 def rows_of(tree: Any) -> int:
-    return pytree.tree_leaves(tree)[0].shape[0]
+    return trees.n_rows(tree)
 
 
 def _resolve(fn: Callable, rows: Any, vectorize: str) -> str:
@@ -101,7 +101,7 @@ def row_values(fn: Callable, rows: Any, t_rows: Any, *, vectorize: str) -> torch
 
 def _needs_graph(rows: Any) -> bool:
     return is_transformed(rows) or any(
-        isinstance(leaf, torch.Tensor) and leaf.requires_grad for leaf in pytree.tree_leaves(rows)
+        isinstance(leaf, torch.Tensor) and leaf.requires_grad for leaf in trees.leaves(rows)
     )
 
 
@@ -115,7 +115,7 @@ def _row_values(fn: Callable, rows: Any, t_rows: Any, vectorize: str) -> torch.T
     else:
 
         def f1(r1: Any) -> torch.Tensor:  # (*F) -> () or (C,)
-            r1 = pytree.tree_map(lambda leaf: leaf.unsqueeze(0), r1)
+            r1 = trees.tree_map(lambda leaf: leaf.unsqueeze(0), r1)
             return check_output(fn(r1), 1, t_rows)[0]
 
         with _fallback_warning(vectorize):
@@ -137,7 +137,7 @@ def row_gradients(
     """
     zeros = dry(rows, t_rows)
     if zeros is not None:
-        return pytree.tree_map(torch.zeros_like, rows), zeros
+        return trees.tree_map(torch.zeros_like, rows), zeros
     how, piece = _resolve(fn, rows, vectorize), pieces(rows)
     if how == "batch":
         if piece is None:
@@ -161,7 +161,7 @@ def _batch_gradients(fn: Callable, rows: Any, t_rows: Any) -> tuple[Any, torch.T
 
     def total(r: Any) -> tuple[torch.Tensor, torch.Tensor]:
         # fn gets a copy: it may write to its argument, which autograd forbids on r
-        out = fn(pytree.tree_map(torch.clone, r))
+        out = fn(trees.tree_map(torch.clone, r))
         values = select_batch(check_output(out, n, t_rows), t_rows)
         check_depends(values)
         return values.sum(), values
@@ -180,18 +180,18 @@ def _autograd(total: Callable, rows: Any) -> tuple[Any, torch.Tensor]:
     (``create_graph``), so derivatives through the result stay exact; other rows are
     detached copies, so the caller's tensors are never touched.
     """
-    leaves, spec = pytree.tree_flatten(rows)
+    leaves, spec = trees.flatten(rows)
     track = torch.is_grad_enabled() and any(leaf.requires_grad for leaf in leaves)
     inputs = [
         leaf if track and leaf.requires_grad else leaf.detach().requires_grad_() for leaf in leaves
     ]
     with torch.enable_grad():
-        summed, values = total(pytree.tree_unflatten(inputs, spec))
+        summed, values = total(trees.unflatten(inputs, spec))
         grads = torch.autograd.grad(summed, inputs, create_graph=track, allow_unused=True)
     grads = [
         torch.zeros_like(leaf) if g is None else g for g, leaf in zip(grads, inputs, strict=True)
     ]
-    return pytree.tree_unflatten(grads, spec), values if track else values.detach()
+    return trees.unflatten(grads, spec), values if track else values.detach()
 
 
 class SlowVmapWarning(UserWarning):
@@ -280,7 +280,7 @@ def chunked(
 def _chunked(
     fun: Callable, chunk_size: int | None, args: tuple, what: str, per_sample: int | None
 ) -> Any:
-    n = rows_of([a for a in args if a is not None])
+    n = rows_of(next(a for a in args if a is not None))
     if chunk_size is None and n > 1:
         chunk_size = samples_per_chunk(fun, args, n, per_sample)
     if chunk_size is None or chunk_size >= n:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils import _pytree as pytree
 
+from . import trees
 from .checks import value_check
 
 __all__ = ["check_target", "check_output", "select_batch", "one_sample"]
@@ -130,7 +130,7 @@ def one_sample(fn: Callable, target: torch.Tensor | None) -> Callable:
 
     def f1(x1: Any, t1: torch.Tensor | None) -> torch.Tensor:
         # (*F) -> (1, *F) -> (1,) or (1, C) -> (); a copy, as fn may write to its argument
-        rows = pytree.tree_map(lambda leaf: leaf.unsqueeze(0).clone(), x1)
+        rows = trees.tree_map(lambda leaf: leaf.unsqueeze(0).clone(), x1)
         out = check_output(fn(rows), 1, target)
         if t1 is None:
             return out[0]
