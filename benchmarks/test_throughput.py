@@ -4,7 +4,11 @@ How the ratios stay honest on a noisy machine: each benchmark times *ours* with
 ``benchmark.pedantic``, and its ``setup`` (run before every round, untimed by
 pytest-benchmark) times the two references on the same ``fn`` and ``x`` with
 ``time.perf_counter``, limit and Captum in alternating order. So every round is a
-triple run back to back (ours last), and each ratio is of medians over the same rounds.
+triple run back to back (ours last). Each ratio is the median over the rounds of that
+round's ratio (ours against the reference timed just before it): the machine's speed
+drifts by 10-30% within a minute here, and a paired ratio cancels the drift that a
+ratio of two medians keeps when the rounds are few. The medians of the times are
+reported too.
 Before the rounds, ours is called once (for ``compile=True`` this first call is the
 compile time, reported separately and never in the medians), Captum once to check that
 both compute the same attributions (same work), and the limit once; those calls size
@@ -207,6 +211,9 @@ def test_throughput(benchmark, workload: str, method: str, variant: str) -> None
         return
     t_ours = benchmark.stats.stats.median
     t_limit, t_captum = _median(times["limit"]), _median(times["captum"])
+    ours_times = list(benchmark.stats.stats.data)  # one per round, in round order
+    vs_limit = _median([o / r for o, r in zip(ours_times, times["limit"], strict=True)])
+    vs_captum = _median([r / o for o, r in zip(ours_times, times["captum"], strict=True)])
     benchmark.extra_info.update(
         workload=workload,
         device=str(DEVICE),
@@ -220,8 +227,8 @@ def test_throughput(benchmark, workload: str, method: str, variant: str) -> None
         t_limit=t_limit,
         t_captum=t_captum,
         rows_per_s=case.rows / t_ours,
-        vs_limit=t_ours / t_limit,
-        vs_captum=t_captum / t_ours,
+        vs_limit=vs_limit,
+        vs_captum=vs_captum,
         first_call_s=first_s,
         compiled_frames=compiled_frames if compile else None,
         graph_breaks=graph_breaks if compile else None,
