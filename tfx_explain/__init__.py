@@ -11,6 +11,7 @@ __version__ = "0.2.0"
 from . import metrics as metrics
 from ._engine.checks import MAX_SAMPLES as MAX_SAMPLES
 from ._engine.checks import MAX_STEPS as MAX_STEPS
+from ._engine.masks import MAX_EXACT_GROUPS as MAX_EXACT_GROUPS
 from ._engine.rows import CompileFallbackWarning as CompileFallbackWarning
 from ._engine.rows import SlowVmapWarning as SlowVmapWarning
 from ._expected_hessians import expected_hessians as expected_hessians
@@ -25,7 +26,6 @@ from ._perturbation import feature_ablation as feature_ablation
 from ._perturbation import occlusion as occlusion
 from ._quadrature import RULES as RULES
 from ._quadrature import quadrature as quadrature
-from ._shapley import MAX_EXACT_GROUPS as MAX_EXACT_GROUPS
 from ._shapley import shapley_values as shapley_values
 from ._smoothing import expected_gradients as expected_gradients
 from ._smoothing import smoothgrad as smoothgrad

@@ -11,14 +11,17 @@ import torch
 from ._engine.batching import prepare
 from ._engine.checks import MAX_SAMPLES, check_baseline, check_size
 from ._engine.devices import device_of, draw
-from ._engine.masks import coalitions, common_dtype, group_matrix, unflatten_rows
+from ._engine.masks import (
+    MAX_EXACT_GROUPS,
+    coalitions,
+    common_dtype,
+    group_matrix,
+    unflatten_rows,
+)
 from ._engine.perturbed import first_sample, perturbed_values
 from ._engine.rows import check_vectorize, chunked, compiled
 
-__all__ = ["shapley_values", "MAX_EXACT_GROUPS"]
-
-MAX_EXACT_GROUPS = 16
-"""Largest group count enumerated exactly (2^16 = 65536 rows per sample)."""
+__all__ = ["shapley_values"]
 
 
 def _exact_design(n_groups: int) -> tuple[torch.Tensor, ...]:

@@ -21,10 +21,15 @@ from torch.utils import _pytree as pytree
 
 from ._engine.batching import prepare
 from ._engine.checks import check_baseline, check_choice, check_positive_int
-from ._engine.masks import coalitions, common_dtype, group_matrix, unflatten_rows
+from ._engine.masks import (
+    MAX_EXACT_GROUPS,
+    coalitions,
+    common_dtype,
+    group_matrix,
+    unflatten_rows,
+)
 from ._engine.perturbed import first_sample, perturbed_values
 from ._engine.rows import check_vectorize, chunked, compiled
-from ._shapley import MAX_EXACT_GROUPS
 
 __all__ = ["kernel_shap", "lime"]
 

@@ -27,6 +27,7 @@ __all__ = [
     "window_masks",
     "group_matrix",
     "coalitions",
+    "MAX_EXACT_GROUPS",
 ]
 
 
@@ -232,6 +233,10 @@ def _indices(members: Any, size: int, name: str) -> list[int]:
     if len(set(out)) != len(out):
         raise ValueError(f"{name} lists a feature twice: {out}")
     return out
+
+
+MAX_EXACT_GROUPS = 16
+"""Largest group count enumerated exactly (2^16 = 65536 rows per sample)."""
 
 
 def coalitions(n_groups: int) -> torch.Tensor:
