@@ -13,6 +13,12 @@ Each bound is timed in one process, interleaved with the references it is compar
   them, which the limit (over prebuilt rows) never does. The floor replays the
   method's own chunks: build each chunk's rows and run the forward on them, nothing
   else (no checks, no reduction); the bound is floor / limit.
+- ``path``: integrated gradients must build its path points ``x' + alpha (x - x')``
+  before ``fn`` sees them, and sum each sample's ``S`` gradients with the
+  quadrature weights after. The floor replays the method's chunks (the samples of
+  one row budget): build each chunk's path rows, run the forward+backward on them,
+  take the weighted sum over the path and multiply by ``x - x'``, nothing else;
+  the bound is floor / limit.
 - ``checked``: a gradient method that keeps our contract refuses non-finite inputs
   and outputs with a ``ValueError``, which takes one reduction over ``x`` and one
   over the outputs, and hands ``fn`` a copy of the rows (``fn`` may write to its
@@ -38,6 +44,7 @@ from collections.abc import Callable
 import torch
 
 import benchmarks._workloads as W
+import tfx_explain as tx
 
 
 def _seconds(run: Callable[[], object]) -> float:
@@ -162,6 +169,42 @@ def built(workload: str, method: str, rounds: int) -> None:
           "floor")  # fmt: skip
 
 
+def path(workload: str, rounds: int) -> None:
+    """Limit, and the floor of integrated gradients: build each chunk's path rows, backward."""
+    from tfx_explain._engine.routing import row_budget
+
+    case, w = W.trial(workload, "integrated_gradients"), W.workload(workload)
+    ours = case.ours("auto", False)
+    x, t = w.x, w.target
+    alphas, weights = tx.quadrature("gauss_legendre", W.STEPS, dtype=x.dtype)
+    per_chunk = max(1, row_budget(x) // W.STEPS)
+    shape = (1, W.STEPS) + (1,) * (x.ndim - 1)
+
+    def build_and_backward() -> torch.Tensor:
+        out = torch.empty_like(x)
+        for start in range(0, x.shape[0], per_chunk):
+            xs = x[start : start + per_chunk]
+            d = xs - torch.zeros_like(xs)  # the benchmark's baseline is zeros
+            rows = (alphas.reshape(shape) * d.unsqueeze(1)).flatten(0, 1).requires_grad_()
+            ts = None if t is None else t[start : start + per_chunk].repeat_interleave(W.STEPS)
+            (g,) = torch.autograd.grad(W._explained(w.fn(rows), ts).sum(), rows)
+            g = g.reshape((xs.shape[0], W.STEPS) + xs.shape[1:])
+            out[start : start + per_chunk] = d * torch.tensordot(g, weights, dims=([1], [0]))
+        return out
+
+    sizes = sorted({b for b in W.LIMIT_BATCHES if b < case.rows} | {case.rows})
+    runs = {f"limit {n}": case.limit(n) for n in sizes if n >= 1024}
+    runs.update(floor=build_and_backward, ours=ours)
+    m = _shuffled_medians(runs, rounds)
+    limit = min(v for k, v in m.items() if k.startswith("limit"))
+    print(f"path, {workload} integrated_gradients: limit {limit:.4f} s; building the "
+          f"{case.rows} path rows in chunks of {per_chunk} samples, the forward+backward "
+          f"on each and the weighted sums {m['floor']:.4f} s -> bound "
+          f"{m['floor'] / limit:.2f}x the limit; ours "
+          f"{m['ours'] / limit:.2f}x the limit, {m['ours'] / m['floor']:.2f}x the "
+          "floor")  # fmt: skip
+
+
 def _shuffled_medians(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
     for run in runs.values():
         run()
@@ -221,6 +264,7 @@ def main() -> None:
         ("tnet-240", "feature_ablation"),
     ):
         built(workload, method, args.rounds)
+    path("mlp-2048", args.rounds)
     checked("mlp-2048", "input_gradients", 60 * args.rounds)
 
 

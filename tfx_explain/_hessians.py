@@ -12,6 +12,7 @@ from torch.utils import _pytree as pytree
 from ._engine.batching import expand_targets, prepare
 from ._engine.checks import check_baseline
 from ._engine.devices import like
+from ._engine.reductions import path_sum
 from ._engine.rows import check_vectorize, chunked, compiled
 from ._integrated import _ig_samples
 from ._quadrature import quadrature
@@ -59,7 +60,7 @@ def interactions(
             block = block * d_j.reshape(d_j.shape[:1] + (1,) * k + d_j.shape[1:])
             # (n S, ...) -> (n, S, ...); sum_s w_s -> (n, *F_i, *F_j)
             block = block.reshape((-1, steps) + block.shape[1:])
-            row.append(torch.tensordot(weights.to(block.dtype), block, dims=([0], [1])))
+            row.append(path_sum(weights, block))
         rows.append(pytree.tree_unflatten(row, spec))
     return pytree.tree_unflatten(rows, spec), values
 

@@ -22,6 +22,7 @@ from ._engine.checks import (
     is_transformed,
 )
 from ._engine.devices import like
+from ._engine.reductions import path_sum
 from ._engine.rows import check_vectorize, chunked, compiled, row_gradients, row_values, rows_of
 from ._quadrature import RULES, quadrature
 
@@ -140,8 +141,7 @@ def _ig_samples(fn, x, t, b, alphas, weights, vectorize, multiply=True):
 
     def integrate(leaf_d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         # (n S, *F) -> (n, S, *F); sum_s w_s g_s -> (n, *F)
-        g = g.reshape((leaf_d.shape[0], steps) + leaf_d.shape[1:])
-        mean = torch.tensordot(g, weights.to(g.dtype), dims=([1], [0]))
+        mean = path_sum(weights, g.reshape((leaf_d.shape[0], steps) + leaf_d.shape[1:]))
         return leaf_d * mean if multiply else mean
 
     return pytree.tree_map(integrate, delta, grads), values
