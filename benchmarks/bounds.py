@@ -188,8 +188,8 @@ def path(workload: str, rounds: int) -> None:
             rows = (alphas.reshape(shape) * d.unsqueeze(1)).flatten(0, 1).requires_grad_()
             ts = None if t is None else t[start : start + per_chunk].repeat_interleave(W.STEPS)
             (g,) = torch.autograd.grad(W._explained(w.fn(rows), ts).sum(), rows)
-            g = g.reshape((xs.shape[0], W.STEPS) + xs.shape[1:])
-            out[start : start + per_chunk] = d * torch.tensordot(g, weights, dims=([1], [0]))
+            g = g.reshape(xs.shape[0], W.STEPS, -1)  # sum_s w_s g_s as one batched matmul
+            out[start : start + per_chunk] = d * torch.matmul(weights, g).reshape(xs.shape)
         return out
 
     sizes = sorted({b for b in W.LIMIT_BATCHES if b < case.rows} | {case.rows})
