@@ -7,11 +7,12 @@ Usage::
 Columns: ``ours`` is the median seconds of tfx_explain, ``limit`` and ``Captum`` the
 medians of the references timed in the same rounds; ``limit B`` the rows per call at
 which the plain forward(+backward) was fastest (the limit is the best over a range of
-batch sizes); ``x limit`` = ours / limit (1.0 is the floor), ``Captum/ours`` = how
-many times faster than Captum; ``first`` is the first call (the compile time for
-``+compile`` variants), excluded from the medians; ``n`` the rounds; ``load`` the
-1-minute load average after the benchmark (2 cores: above ~2 means other processes
-competed for the CPU).
+batch sizes); ``x limit`` = ours / limit (1.0 is the floor) and ``Captum/ours`` = how
+many times faster than Captum, each the median over the rounds of that round's ratio
+(files written before 2026-12-01's third run hold ratios of the medians); ``first``
+is the first call (the compile time for ``+compile`` variants), excluded from the
+medians; ``n`` the rounds; ``load`` the 1-minute load average after the benchmark
+(2 cores: above ~2 means other processes competed for the CPU).
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     infos = load(args.json)
     print(table(infos, markdown=args.markdown))
-    print("\nTargets (issues 14 and 5; ratios are medians over the same rounds):")
+    print("\nTargets (issues 14 and 5; ratios are medians of per-round ratios):")
     print(targets(infos, markdown=args.markdown))
     cross = _cross(infos, markdown=args.markdown)
     if cross.count("\n") > 1:

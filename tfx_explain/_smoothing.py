@@ -21,6 +21,7 @@ from ._engine.checks import (
     check_inputs,
     check_size,
     check_structure,
+    is_transformed,
     leaf_names,
 )
 from ._engine.devices import draw
@@ -148,7 +149,10 @@ def smoothgrad(
             else:  # (b, *F) -> (b,) -> (b, 1, ...): each sample's range in this leaf
                 flat = leaf.flatten(1)
                 scale = noise_level * (flat.amax(1) - flat.amin(1)).reshape(lead)
-            return (leaf.unsqueeze(1) + scale * eps).flatten(0, 1)
+            if leaf.requires_grad or is_transformed(leaf):  # tracked or batched: no writes
+                return (leaf.unsqueeze(1) + scale * eps).flatten(0, 1)
+            # the same numbers, without two more B x N x F tensors: scale * eps + x
+            return eps.mul_(scale).add_(leaf.unsqueeze(1)).flatten(0, 1)
 
         def reduce(a: torch.Tensor) -> torch.Tensor:
             a = a.reshape((-1, n_samples) + a.shape[1:])  # (b N, ...) -> (b, N, ...)
