@@ -80,3 +80,18 @@ def test_under_transforms_masked_rows_use_where():
 
 def test_the_sparse_threshold_is_one_eighth():
     assert masks.SPARSE_REMOVED == 1 / 8
+
+
+def test_removed_entries_are_found_once_per_mask_and_again_after_a_write():
+    x, b = _inputs(3, 10)
+    keep = torch.ones(11, 10, dtype=torch.bool)
+    keep[1:].fill_diagonal_(False)
+    first = masked_rows(keep, x, b)
+    assert id(keep) in masks._REMOVED  # kept for the next chunk of the same call
+    assert torch.equal(masked_rows(keep, x[:2], b[:2]), _where(keep, x[:2], b[:2]))
+    keep[0, 3] = False  # written in place: its version moves, the indices are found again
+    assert torch.equal(masked_rows(keep, x, b), _where(keep, x, b))
+    assert not torch.equal(masked_rows(keep, x, b), first)
+    key = id(keep)
+    del keep
+    assert key not in masks._REMOVED  # the entry dies with its mask

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import itertools
 import numbers
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -58,14 +59,40 @@ def masked_rows(keep: torch.Tensor, x: torch.Tensor, b: torch.Tensor) -> torch.T
     ``torch.where``.
     """
     n, (n_masks, d) = x.shape[0], keep.shape
-    if has_values((keep, x, b)) and not is_transformed((x, b)):
-        removed = (~keep).flatten().nonzero().squeeze(1)  # indices into the (R D) entries
-        if removed.numel() <= SPARSE_REMOVED * keep.numel():
+    if all(has_values(t) and not is_transformed(t) for t in (keep, x, b)):
+        sparse = _removed_entries(keep)
+        if sparse is not None:
+            removed, columns = sparse
             rows = x.unsqueeze(1).expand(n, n_masks, d).reshape(n, n_masks * d)  # a copy
-            rows[:, removed] = b[:, removed % d]
+            rows[:, removed] = b[:, columns]
             return rows.reshape(n * n_masks, d)
     # (n, 1, D) where (R, D) -> (n, R, D) -> (n R, D)
     return torch.where(keep, x.unsqueeze(1), b.unsqueeze(1)).flatten(0, 1)
+
+
+# id(keep mask) -> (weak ref to it, its version, its removed entries): a method's masks
+# are fixed for the whole call and shared by its chunks, so the indices are found once.
+# Keyed by id (a tensor's == is elementwise); an entry leaves when its mask dies.
+_REMOVED: dict[int, tuple] = {}
+
+
+def _removed_entries(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(indices into the R D entries, their feature columns)`` of the removed entries.
+
+    ``None`` when more than :data:`SPARSE_REMOVED` of them are removed. Kept per mask
+    tensor and its version, so a mask written in place is looked at again.
+    """
+    found = _REMOVED.get(id(keep))
+    if found is not None and found[0]() is keep and found[1] == keep._version:
+        return found[2]
+    removed = (~keep).flatten().nonzero().squeeze(1)
+    sparse = None
+    if removed.numel() <= SPARSE_REMOVED * keep.numel():
+        sparse = (removed, removed % keep.shape[1])
+    key = id(keep)
+    ref = weakref.ref(keep, lambda _, key=key: _REMOVED.pop(key, None))
+    _REMOVED[key] = (ref, keep._version, sparse)
+    return sparse
 
 
 def unflatten_rows(rows: torch.Tensor, like: Any) -> Any:
