@@ -95,3 +95,12 @@ def test_removed_entries_are_found_once_per_mask_and_again_after_a_write():
     key = id(keep)
     del keep
     assert key not in masks._REMOVED  # the entry dies with its mask
+
+
+def test_masks_made_under_inference_mode_are_not_kept():
+    x, b = _inputs(3, 10)
+    with torch.inference_mode():
+        keep = torch.ones(11, 10, dtype=torch.bool)
+        keep[1:].fill_diagonal_(False)
+        assert torch.equal(masked_rows(keep, x, b), _where(keep, x, b))
+    assert id(keep) not in masks._REMOVED

@@ -80,15 +80,19 @@ def _removed_entries(keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | 
     """``(indices into the R D entries, their feature columns)`` of the removed entries.
 
     ``None`` when more than :data:`SPARSE_REMOVED` of them are removed. Kept per mask
-    tensor and its version, so a mask written in place is looked at again.
+    tensor and its version, so a mask written in place is looked at again (not for
+    masks made under ``torch.inference_mode``, which have no version: found anew).
     """
-    found = _REMOVED.get(id(keep))
+    kept = not keep.is_inference()  # inference tensors have no version counter
+    found = _REMOVED.get(id(keep)) if kept else None
     if found is not None and found[0]() is keep and found[1] == keep._version:
         return found[2]
     removed = (~keep).flatten().nonzero().squeeze(1)
     sparse = None
     if removed.numel() <= SPARSE_REMOVED * keep.numel():
         sparse = (removed, removed % keep.shape[1])
+    if not kept:
+        return sparse
     key = id(keep)
     ref = weakref.ref(keep, lambda _, key=key: _REMOVED.pop(key, None))
     _REMOVED[key] = (ref, keep._version, sparse)

@@ -1,0 +1,27 @@
+"""Value-only methods run under ``torch.inference_mode`` and give what they give outside it."""
+
+import pytest
+import torch
+
+import tfx_explain as tx
+
+W = torch.tensor([1.0, -2.0, 3.0, 0.5])
+X = torch.tensor([[1.0, 2.0, -1.0, 4.0], [0.5, -1.0, 2.0, 1.0]])
+
+METHODS = {
+    "occlusion": lambda fn, x: tx.occlusion(fn, x, window=1),
+    "feature_ablation": lambda fn, x: tx.feature_ablation(fn, x),
+    "shapley_values": lambda fn, x: tx.shapley_values(fn, x),
+}
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_value_only_methods_run_under_inference_mode(name):
+    def fn(x):
+        return x @ W
+
+    outside = METHODS[name](fn, X)
+    with torch.inference_mode():
+        inside = METHODS[name](fn, X)
+    assert torch.equal(inside, outside)
+    torch.testing.assert_close(outside, X * W)  # linear fn: each feature's own term
