@@ -1,4 +1,4 @@
-"""Value-only methods run under ``torch.inference_mode`` and give what they give outside it."""
+"""Under ``torch.inference_mode``: value-only methods run as outside it, gradient ones refuse."""
 
 import pytest
 import torch
@@ -25,3 +25,13 @@ def test_value_only_methods_run_under_inference_mode(name):
         inside = METHODS[name](fn, X)
     assert torch.equal(inside, outside)
     torch.testing.assert_close(outside, X * W)  # linear fn: each feature's own term
+
+
+@pytest.mark.parametrize(
+    "method",
+    [tx.input_gradients, tx.gradient_x_input, tx.integrated_gradients],
+    ids=lambda m: m.__name__,
+)
+def test_gradient_methods_say_that_inference_mode_has_no_autograd(method):
+    with torch.inference_mode(), pytest.raises(ValueError, match="inference_mode"):
+        method(lambda x: x @ W, X)

@@ -309,6 +309,12 @@ def check_depends(out: torch.Tensor) -> None:
     computed under ``torch.no_grad()`` or one that does not depend on the input would
     otherwise give all-zero attributions without a word.
     """
+    if not out.requires_grad and torch.is_inference_mode_enabled():
+        raise ValueError(
+            "gradients cannot be taken under torch.inference_mode(): autograd records "
+            "nothing there; call the method outside it (value-only methods such as "
+            "occlusion, feature_ablation and shapley_values run under it)"
+        )
     if not out.requires_grad:
         raise ValueError(
             "fn's output does not depend on its input through autograd (it is detached, "
