@@ -53,13 +53,23 @@ def _seconds(run: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def _medians(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+def _medians(
+    runs: dict[str, Callable[[], object]], rounds: int, *, shuffle: bool = False
+) -> dict[str, float]:
+    """Median seconds of each run over ``rounds`` interleaved rounds, after a warm-up.
+
+    ``shuffle``: a new (seeded) order every round instead of the same one, for short
+    calls, where the position in a round shows.
+    """
     for run in runs.values():
         run()  # warm-up (and compile)
     times: dict[str, list[float]] = {name: [] for name in runs}
+    order, rng = list(runs), random.Random(0)
     for _ in range(rounds):
-        for name, run in runs.items():
-            times[name].append(_seconds(run))
+        if shuffle:
+            rng.shuffle(order)
+        for name in order:
+            times[name].append(_seconds(runs[name]))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -195,7 +205,7 @@ def path(workload: str, rounds: int) -> None:
     sizes = sorted({b for b in W.LIMIT_BATCHES if b < case.rows} | {case.rows})
     runs = {f"limit {n}": case.limit(n) for n in sizes if n >= 1024}
     runs.update(floor=build_and_backward, ours=ours)
-    m = _shuffled_medians(runs, rounds)
+    m = _medians(runs, rounds, shuffle=True)
     limit = min(v for k, v in m.items() if k.startswith("limit"))
     print(f"path, {workload} integrated_gradients: limit {limit:.4f} s; building the "
           f"{case.rows} path rows in chunks of {per_chunk} samples, the forward+backward "
@@ -203,18 +213,6 @@ def path(workload: str, rounds: int) -> None:
           f"{m['floor'] / limit:.2f}x the limit; ours "
           f"{m['ours'] / limit:.2f}x the limit, {m['ours'] / m['floor']:.2f}x the "
           "floor")  # fmt: skip
-
-
-def _shuffled_medians(runs: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    for run in runs.values():
-        run()
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    order, rng = list(runs), random.Random(0)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for name in order:
-            times[name].append(_seconds(runs[name]))
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def checked(workload: str, method: str, rounds: int) -> None:
@@ -244,7 +242,7 @@ def checked(workload: str, method: str, rounds: int) -> None:
     runs = {f"limit {n}": case.limit(n) for n in (case.rows // 2, case.rows)}
     runs.update(plain=gradients(False, False), checks=gradients(False, True))
     runs.update(checked=gradients(True, True), ours=case.ours("auto", False))
-    m = _shuffled_medians(runs, rounds)
+    m = _medians(runs, rounds, shuffle=True)
     limit = min(v for k, v in m.items() if k.startswith("limit"))
     floor = limit * m["checked"] / m["plain"]  # the contract's cost, on the limit
     what = "gradient x input (the product in place)" if multiply else method
