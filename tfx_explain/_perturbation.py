@@ -13,7 +13,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from ._engine.batching import prepare
-from ._engine.checks import check_baseline
+from ._engine.checks import check_baseline, check_values
 from ._engine.devices import device_of
 from ._engine.masks import common_dtype, group_matrix, unflatten_rows, window_masks
 from ._engine.perturbed import first_sample, perturbed_values
@@ -22,33 +22,34 @@ from ._engine.rows import check_vectorize, chunked, compiled
 __all__ = ["occlusion", "feature_ablation"]
 
 
-def _ablation_samples(fn, x, t, b, keep, share, vectorize):
-    values = perturbed_values(fn, x, t, b, keep, vectorize=vectorize)  # (n, K + 1[, T])
-    drop = values[:, :1] - values[:, 1:]  # (n, K[, T])
-    attr = torch.tensordot(drop, share, dims=([1], [0]))  # (n[, T], D)
-    return unflatten_rows(attr, first_sample(x)), values
+def _ablation_values(fn, x, t, b, keep, vectorize):
+    # the values are the result: chunked assembles them, _ablate checks them once
+    return perturbed_values(fn, x, t, b, keep, vectorize=vectorize), None  # (n, K + 1[, T])
 
 
 def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize, compile):
-    """Drops of ``removed (K, D)`` masks, spread onto features by ``share (K, D)``."""
+    """Drops of ``removed (K, D)`` masks, spread onto features by ``share (K, D)``.
+
+    Each chunk only evaluates its rows; the drops and their spread onto features are
+    taken once, over all samples (per chunk they were a handful of small ops after
+    every forward, each on cold caches).
+    """
     removed = removed.to(device_of(x))  # masks are built on the CPU
     keep = torch.cat([torch.ones_like(removed[:1]), ~removed])  # (K + 1, D)
     share = share.to(device=removed.device, dtype=common_dtype(x))
-    kernel = compiled(_ablation_samples, compile)
+    kernel = compiled(_ablation_values, compile)
 
     def evaluate(x, t, b):
-        return kernel(fn, x, t, b, keep, share, vectorize)
+        return kernel(fn, x, t, b, keep, vectorize)
 
-    rows = keep.shape[0]
-    return chunked(
-        evaluate,
-        chunk_size,
-        x,
-        target,
-        baseline,
-        what="for a perturbed input",
-        rows_per_sample=rows,
-    )
+    what = "for a perturbed input"
+    values = chunked(
+        evaluate, chunk_size, x, target, baseline, what=what, rows_per_sample=keep.shape[0]
+    )  # (B, K + 1[, T])
+    check_values(values, what)
+    drop = values[:, :1] - values[:, 1:]  # (B, K[, T])
+    attr = torch.tensordot(drop, share, dims=([1], [0]))  # (B[, T], D)
+    return unflatten_rows(attr, first_sample(x))
 
 
 def _per_leaf(value: Any, x: Any, name: str) -> list[Any]:

@@ -415,15 +415,15 @@ def test_memory_stays_bounded_by_the_row_budget(monkeypatch):
     torch.testing.assert_close(attr.sum(-1), _elementwise(x) - _elementwise(0 * x))
 
 
-def test_the_default_budget_is_1_5_mib_of_rows_within_bounds(monkeypatch):
+def test_the_default_budget_is_0_75_mib_of_rows_within_bounds(monkeypatch):
     from tfx_explain._engine.routing import row_budget
 
     assert row_budget(torch.zeros(3, 4)) == 16384  # 16-byte rows: the upper bound
-    assert row_budget(torch.zeros(3, 100)) == (3 << 19) // 400 == 3932
-    assert row_budget(torch.zeros(3, 100, dtype=F64)) == 1966
-    assert row_budget(torch.zeros(3, 1, 28, 28)) == 501
+    assert row_budget(torch.zeros(3, 100)) == (3 << 18) // 400 == 1966
+    assert row_budget(torch.zeros(3, 100, dtype=F64)) == 983
+    assert row_budget(torch.zeros(3, 1, 28, 28)) == 250
     assert row_budget(torch.zeros(3, 3, 224, 224)) == 16  # the lower bound
-    assert row_budget({"a": torch.zeros(3, 50), "b": torch.zeros(3, 50)}) == 3932  # all leaves
+    assert row_budget({"a": torch.zeros(3, 50), "b": torch.zeros(3, 50)}) == 1966  # all leaves
     monkeypatch.setenv("TFX_ROW_BUDGET", "7")
     assert row_budget(torch.zeros(3, 4)) == row_budget(torch.zeros(3, 3, 224, 224)) == 7
     monkeypatch.delenv("TFX_ROW_BUDGET")
@@ -434,7 +434,7 @@ def test_the_default_budget_is_1_5_mib_of_rows_within_bounds(monkeypatch):
         return x.sum(-1)
 
     tx.occlusion(fn, torch.rand(100, 100), window=1)  # 101 rows a sample, 10100 in all
-    assert calls[5:] == [38 * 101, 38 * 101, 24 * 101]  # 3932 // 101 = 38 samples a chunk
+    assert calls[5:] == [19 * 101] * 5 + [5 * 101]  # 1966 // 101 = 19 samples a chunk
 
 
 @pytest.mark.parametrize("bad", ["0", "-3", "many"])

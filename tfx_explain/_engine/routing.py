@@ -39,7 +39,7 @@ __all__ = [
     "slice_args",
 ]
 
-DEFAULT_ROW_BYTES = 3 << 19  # 1.5 MiB of input rows per call of fn, unless TFX_ROW_BUDGET
+DEFAULT_ROW_BYTES = 3 << 18  # 0.75 MiB of input rows per call of fn, unless TFX_ROW_BUDGET
 MIN_ROWS, MAX_ROWS = 16, 16384  # bounds of the default budget, in rows
 DEFAULT_ROW_BUDGET = MAX_ROWS  # rows per call of fn for rows of at most 96 bytes
 PROBE_ROWS = 4  # rows of the real input that vectorize="auto" compares
@@ -50,17 +50,22 @@ def row_budget(rows: Any = None) -> int:
 
     .. math::
 
-        \text{budget} = \operatorname{clip}\big(\lfloor 1.5\,\text{MiB} / b \rfloor,
+        \text{budget} = \operatorname{clip}\big(\lfloor 0.75\,\text{MiB} / b \rfloor,
             16, 16384\big)
 
     where :math:`b` is the bytes of one row of ``rows`` (all leaves; ``rows=None``
-    counts as a small row, so the budget is 16384). Batches much larger than the
-    caches run slower per row than cache-sized pieces, and very small ones pay the
-    per-call overhead on every piece: measured on a 2-core Xeon (2 MiB L2 per core),
-    the fastest plain passes were 16384 rows of the 4-field people Transformer
-    (16 bytes a row), 4096 of a 100-feature MLP (400 bytes) and 512 of 28x28 images
-    (3136 bytes), which this rule gives (benchmarks/README.md). ``TFX_ROW_BUDGET``
-    (a positive int, read at each call) sets the rows for every size instead.
+    counts as a small row, so the budget is 16384). Very small calls pay the per-call
+    overhead on every piece, and large ones run slower per row: measured on a 2-core
+    Xeon (2 MiB L2 per core), plain passes of a 100-feature MLP (400-byte rows) cost
+    the same per row from 1024 to about 3000 rows and up to 1.6-2x as much at 4096,
+    and 28x28 images (3136 bytes) the same from 128 to 512 and 1.5x at 1024. Past
+    that size a call's activations are several MB, which glibc gives back to the
+    system after each call and faults in again at the next (MLP ablation at a 1.5 MiB
+    budget: about 100k minor page faults a call; at 0.75 MiB about 1k). This rule
+    gives 1966 MLP rows, 250 images, and the upper bound (16384 rows, where the
+    people Transformer's 16-byte rows run fastest) for small rows
+    (benchmarks/README.md). ``TFX_ROW_BUDGET`` (a positive int, read at each call)
+    sets the rows for every size instead.
     """
     text = os.environ.get("TFX_ROW_BUDGET")
     if text is None or not text.strip():

@@ -252,7 +252,10 @@ def chunked(
     ``fun`` returns ``(attributions, values)``: the values ``fn`` returned on the
     chunk's rows are checked for finiteness chunk by chunk (the error says ``what``
     rows they were) and then dropped, and the attributions are written into
-    tensors allocated once for all samples. Memory therefore stays bounded by one
+    tensors allocated once for all samples. A ``fun`` whose attributions are the
+    values themselves (ablation and occlusion return each sample's ``K + 1`` outputs
+    and reduce them after) returns ``(values, None)`` and checks the assembled
+    result itself. Memory therefore stays bounded by one
     chunk's rows plus the result, however many samples there are. Under a
     transform, or when autograd tracks the result, chunks are concatenated instead
     so that the result stays differentiable.
@@ -285,13 +288,15 @@ def _chunked(
         chunk_size = samples_per_chunk(fun, args, n, per_sample)
     if chunk_size is None or chunk_size >= n:
         attr, values = fun(*args)
-        check_values(values, what)
+        if values is not None:
+            check_values(values, what)
         return attr
 
     def parts() -> Iterator[tuple[int, Any]]:
         for start in range(0, n, chunk_size):
             part, values = fun(*slice_args(args, start, chunk_size))
-            check_values(values, what)
+            if values is not None:
+                check_values(values, what)
             del values  # dropped before the next chunk: only the attributions are kept
             yield start, part
 
