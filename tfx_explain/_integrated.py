@@ -133,11 +133,11 @@ def _ig_samples(fn, x, t, b, alphas, weights, vectorize, multiply=True):
     def points(leaf_b: torch.Tensor, leaf_d: torch.Tensor) -> torch.Tensor:
         # (n, *F) -> (n, S, *F) -> (n S, *F)
         a = alphas.to(leaf_d.dtype).reshape((1, steps) + (1,) * (leaf_d.ndim - 1))
-        return (leaf_b.unsqueeze(1) + a * leaf_d.unsqueeze(1)).flatten(0, 1)
+        return torch.addcmul(leaf_b.unsqueeze(1), a, leaf_d.unsqueeze(1)).flatten(0, 1)
 
-    path = pytree.tree_map(points, b, delta)
+    path = pytree.tree_map(points, b, delta)  # fresh rows: fn may get them without a copy
     t_rows = None if t is None else t.repeat_interleave(steps)
-    grads, values = row_gradients(fn, path, t_rows, vectorize=vectorize)
+    grads, values = row_gradients(fn, path, t_rows, vectorize=vectorize, owned=True)
 
     def integrate(leaf_d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         # (n S, *F) -> (n, S, *F); sum_s w_s g_s -> (n, *F)

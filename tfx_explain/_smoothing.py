@@ -225,7 +225,7 @@ def _eg_samples(fn, x, t, index, alphas, baselines, vectorize, multiply):
 
     rows = pytree.tree_map(points, refs, delta)
     t_rows = None if t is None else t.repeat_interleave(n_draws)
-    grads, values = row_gradients(fn, rows, t_rows, vectorize=vectorize)
+    grads, values = row_gradients(fn, rows, t_rows, vectorize=vectorize, owned=True)
     if multiply:
         attr = pytree.tree_map(lambda d, g: (d * g.reshape(d.shape)).mean(1), delta, grads)
     else:  # (n N, *F) -> (n, N, *F) -> (n, *F)

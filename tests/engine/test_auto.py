@@ -403,9 +403,9 @@ def test_memory_stays_bounded_by_the_row_budget(monkeypatch):
     sizes = []
     original = _rows.row_gradients
 
-    def spy(fn, rows, t_rows, *, vectorize):
+    def spy(fn, rows, t_rows, **options):
         sizes.append(_rows.rows_of(rows))
-        return original(fn, rows, t_rows, vectorize=vectorize)
+        return original(fn, rows, t_rows, **options)
 
     monkeypatch.setattr("tfx_explain._integrated.row_gradients", spy)
     monkeypatch.setenv("TFX_ROW_BUDGET", "400")
