@@ -39,7 +39,7 @@ def input_gradients(
       target: ``None`` for ``(B,)`` outputs, an int, a LongTensor ``(B,)``, or a
         LongTensor ``(B, T)`` for T outputs per sample in one pass.
       chunk_size: samples evaluated at once (bounds memory); ``None``: as many as
-        fill the row budget (0.75 MiB of rows, 16 to 16384 of them;
+        fill the row budget (0.75 MiB of rows, 16 to 8192 of them;
         ``TFX_ROW_BUDGET`` overrides it).
       vectorize: ``"auto"`` (``"batch"`` when a probe of ``fn`` on a few rows of
         ``x`` shows rows treated independently, else ``"vmap"``), ``"vmap"``

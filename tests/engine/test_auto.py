@@ -418,7 +418,7 @@ def test_memory_stays_bounded_by_the_row_budget(monkeypatch):
 def test_the_default_budget_is_0_75_mib_of_rows_within_bounds(monkeypatch):
     from tfx_explain._engine.routing import row_budget
 
-    assert row_budget(torch.zeros(3, 4)) == 16384  # 16-byte rows: the upper bound
+    assert row_budget(torch.zeros(3, 4)) == 8192  # 16-byte rows: the upper bound
     assert row_budget(torch.zeros(3, 100)) == (3 << 18) // 400 == 1966
     assert row_budget(torch.zeros(3, 100, dtype=F64)) == 983
     assert row_budget(torch.zeros(3, 1, 28, 28)) == 250

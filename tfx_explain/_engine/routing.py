@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 DEFAULT_ROW_BYTES = 3 << 18  # 0.75 MiB of input rows per call of fn, unless TFX_ROW_BUDGET
-MIN_ROWS, MAX_ROWS = 16, 16384  # bounds of the default budget, in rows
+MIN_ROWS, MAX_ROWS = 16, 8192  # bounds of the default budget, in rows
 DEFAULT_ROW_BUDGET = MAX_ROWS  # rows per call of fn for rows of at most 96 bytes
 PROBE_ROWS = 4  # rows of the real input that vectorize="auto" compares
 
@@ -51,10 +51,10 @@ def row_budget(rows: Any = None) -> int:
     .. math::
 
         \text{budget} = \operatorname{clip}\big(\lfloor 0.75\,\text{MiB} / b \rfloor,
-            16, 16384\big)
+            16, 8192\big)
 
     where :math:`b` is the bytes of one row of ``rows`` (all leaves; ``rows=None``
-    counts as a small row, so the budget is 16384). Very small calls pay the per-call
+    counts as a small row, so the budget is 8192). Very small calls pay the per-call
     overhead on every piece, and large ones run slower per row: measured on a 2-core
     Xeon (2 MiB L2 per core), plain passes of a 100-feature MLP (400-byte rows) cost
     the same per row from 1024 to about 3000 rows and up to 1.6-2x as much at 4096,
@@ -62,9 +62,11 @@ def row_budget(rows: Any = None) -> int:
     that size a call's activations are several MB, which glibc gives back to the
     system after each call and faults in again at the next (MLP ablation at a 1.5 MiB
     budget: about 100k minor page faults a call; at 0.75 MiB about 1k). This rule
-    gives 1966 MLP rows, 250 images, and the upper bound (16384 rows, where the
-    people Transformer's 16-byte rows run fastest) for small rows
-    (benchmarks/README.md). ``TFX_ROW_BUDGET`` (a positive int, read at each call)
+    gives 1966 MLP rows, 250 images, and the upper bound for small rows: 8192 rows
+    of the people Transformer (16-byte rows, many small ops per row) ran at 1.00-1.17x
+    its fastest size in six measurements (four at most 1.04x), 16384 rows at
+    1.04-1.25x (tnet-2048 occlusion: 1.20x the limit at 16384 rows a call, 1.02x at
+    8192; benchmarks/README.md). ``TFX_ROW_BUDGET`` (a positive int, read at each call)
     sets the rows for every size instead.
     """
     text = os.environ.get("TFX_ROW_BUDGET")
