@@ -167,7 +167,8 @@ def built(workload: str, method: str, rounds: int) -> None:
             for (keep, x, b), t in zip(calls, targets, strict=True):
                 W._explained(w.fn(P.unflatten_rows(original(keep, x, b), w.x[0])), t)
 
-    sizes = (1024, 2048, 4096, 8192) if case.rows > 8192 else (64, 128, 256, 512, 1024)
+    small = (1024, 2048, 4096, 8192) if case.rows > 8192 else (64, 128, 256, 512, 1024)
+    sizes = sorted({n for n in small if n < case.rows} | {case.rows})  # all rows at once too
     runs = {f"limit {n}": case.limit(n) for n in sizes}
     runs.update(build=build, floor=build_and_forward, ours=ours)
     m = _medians(runs, rounds)
