@@ -437,6 +437,33 @@ def test_the_default_budget_is_0_75_mib_of_rows_within_bounds(monkeypatch):
     assert calls[5:] == [19 * 101] * 5 + [5 * 101]  # 1966 // 101 = 19 samples a chunk
 
 
+def test_a_small_remainder_joins_the_last_call_but_never_a_callers_chunk():
+    from tfx_explain._engine.routing import spans
+
+    assert spans(10, 4) == [(0, 4), (4, 4), (8, 2)]
+    assert spans(18, 8, slack=True) == [(0, 8), (8, 8), (16, 2)]  # 2 >= 8 // 4: a call
+    assert spans(17, 8, slack=True) == [(0, 8), (8, 9)]  # 1 < 8 // 4: joins
+    assert spans(4, 4, slack=True) == [(0, 4)] and spans(0, 4) == []
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape[0])
+        return x.sum(-1)
+
+    def evaluated():  # the calls after the probe's (4 rows together, then 1 by 1)
+        seen = [n for n in calls if n > 4]
+        calls.clear()
+        return seen
+
+    x = torch.rand(2048, 100)  # the budget is 1966 rows: 82 more join the one call
+    tx.input_gradients(fn, x)
+    assert evaluated() == [2048]
+    tx.input_gradients(fn, x, chunk_size=2000)  # the caller's size is a bound
+    assert evaluated() == [2000, 48]
+    tx.integrated_gradients(fn, x[:81], steps=50)  # 39 samples a chunk: 3 left join
+    assert evaluated() == [39 * 50, 42 * 50]
+
+
 @pytest.mark.parametrize("bad", ["0", "-3", "many"])
 def test_a_bad_row_budget_is_refused(bad, monkeypatch):
     monkeypatch.setenv("TFX_ROW_BUDGET", bad)

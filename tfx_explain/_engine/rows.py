@@ -16,7 +16,8 @@ all samples of a chunk are evaluated together, in one of three ways:
 - ``vectorize="auto"`` (default): ``"batch"`` when a probe shows that ``fn`` treats
   rows independently, ``"vmap"`` otherwise (see :func:`route`).
 
-Rows are evaluated at most :func:`row_budget` at a time (``TFX_ROW_BUDGET``), and
+Rows are evaluated about :func:`row_budget` at a time (``TFX_ROW_BUDGET``; a
+remainder under a quarter of the budget joins the last call), and
 :func:`chunked` with ``chunk_size=None`` picks the samples per chunk so that a
 chunk holds about that many rows: memory stays bounded, and calls stay
 cache-sized, however many rows a method builds.
@@ -46,6 +47,7 @@ from .routing import (
     row_budget,
     samples_per_chunk,
     slice_args,
+    spans,
 )
 from .targets import check_output, one_sample, select_batch
 
@@ -284,11 +286,13 @@ def chunked(
     ``fun`` on the first sample (every call of ``fn`` through :func:`row_values` or
     :func:`row_gradients` returns zeros and counts its rows) measures the rows per
     sample ``R``, and chunks hold ``max(1, budget // R)`` samples (all of them when
-    they fit). The dry run costs the method's own tensor work for one sample,
-    without ``fn``. A method that knows ``R`` without building rows passes it as
-    ``rows_per_sample`` and skips the dry run (tests check it against the dry run's
-    count). The call is also the scope in which ``vectorize="auto"`` probes ``fn``
-    once for all chunks.
+    they fit; a remainder under a quarter of a chunk joins the last one, see
+    :func:`.routing.spans`, so a chunk holds less than 1.25x the budget). A
+    ``chunk_size`` the caller gives is never exceeded. The dry run costs the
+    method's own tensor work for one sample, without ``fn``. A method that knows
+    ``R`` without building rows passes it as ``rows_per_sample`` and skips the dry
+    run (tests check it against the dry run's count). The call is also the scope
+    in which ``vectorize="auto"`` probes ``fn`` once for all chunks.
     """
     token = None
     if SCOPE.get() is None:
@@ -304,6 +308,7 @@ def _chunked(
     fun: Callable, chunk_size: int | None, args: tuple, what: str, per_sample: int | None
 ) -> Any:
     n = rows_of(next(a for a in args if a is not None))
+    chosen = chunk_size is None  # ours, not the caller's: a small remainder joins the last
     if chunk_size is None and n > 1:
         chunk_size = samples_per_chunk(fun, args, n, per_sample)
     if chunk_size is None or chunk_size >= n:
@@ -313,8 +318,8 @@ def _chunked(
         return attr
 
     def parts() -> Iterator[tuple[int, Any]]:
-        for start in range(0, n, chunk_size):
-            part, values = fun(*slice_args(args, start, chunk_size))
+        for start, size in spans(n, chunk_size, slack=chosen):
+            part, values = fun(*slice_args(args, start, size))
             if values is not None:
                 check_values(values, what)
             del values  # dropped before the next chunk: only the attributions are kept
