@@ -259,6 +259,14 @@ def _indices(members: Any, size: int, name: str) -> list[int]:
                 f"{members.dtype} and shape {tuple(members.shape)}"
             )
         members = members.tolist()
+    if type(members) in (tuple, list, range) and all(type(i) is int for i in members):
+        # plain ints (the common case), checked without the ABC isinstance calls of
+        # the loop below (measured: 618 us for 100 one-feature groups, most of it there)
+        out = list(members)
+        if not out or 0 <= min(out) and max(out) < size:
+            if len(set(out)) != len(out):
+                raise ValueError(f"{name} lists a feature twice: {out}")
+            return out
     if isinstance(members, (str, bytes)) or not isinstance(members, Sequence | range):
         raise TypeError(
             f"{name} must be a sequence of feature indices or a leaf key, got {members!r}"
