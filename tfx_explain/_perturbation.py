@@ -32,7 +32,9 @@ def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize, comp
 
     Each chunk only evaluates its rows; the drops and their spread onto features are
     taken once, over all samples (per chunk they were a handful of small ops after
-    every forward, each on cold caches).
+    every forward, each on cold caches). The values hold ``K + 1 <= D + 1`` numbers a
+    sample, about the result's size; they are dropped once the drops are taken, so
+    at most two such tensors exist at a time.
     """
     removed = removed.to(device_of(x))  # masks are built on the CPU
     keep = torch.cat([torch.ones_like(removed[:1]), ~removed])  # (K + 1, D)
@@ -48,6 +50,7 @@ def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize, comp
     )  # (B, K + 1[, T])
     check_values(values, what)
     drop = values[:, :1] - values[:, 1:]  # (B, K[, T])
+    del values  # before the result is allocated
     attr = torch.tensordot(drop, share, dims=([1], [0]))  # (B[, T], D)
     return unflatten_rows(attr, first_sample(x))
 
