@@ -231,18 +231,20 @@ def check_baseline(baseline: Any, x: Any, name: str = "baseline") -> Any:
     """Return ``baseline`` broadcast to ``x``: same structure, shapes and dtypes.
 
     ``None`` means zeros; a number is filled in; a tensor (or a pytree of them
-    matching ``x``) must broadcast to the matching leaf of ``x``.
+    matching ``x``) must broadcast to the matching leaf of ``x``. The leaves returned
+    are read-only views: a number becomes one element of ``x``'s dtype and device
+    expanded to the leaf's shape (no ``(B, *F)`` allocation), a tensor is expanded.
     """
     x_leaves, spec = pytree.tree_flatten(x)
-    x_names = leaf_names(x, "x")
     if baseline is None or isinstance(baseline, numbers.Real) and not isinstance(baseline, bool):
         value = 0.0 if baseline is None else float(baseline)
         if not math.isfinite(value):  # a number is checked even under transforms
             raise ValueError(f"{name} must be finite, got {value}")
-        out = [torch.full_like(leaf, value) for leaf in x_leaves]
-        if baseline is not None:
+        out = [_filled(leaf, value) for leaf in x_leaves]
+        if baseline is not None:  # finite as a Python float, but maybe not in x's dtype
             check_finite(out, name)
         return pytree.tree_unflatten(out, spec)
+    x_names = leaf_names(x, "x")
     if isinstance(baseline, torch.Tensor) and len(x_leaves) > 1:
         raise TypeError(
             f"{name} must have the structure of x (leaves {', '.join(x_names)}) or be a "
@@ -257,7 +259,7 @@ def check_baseline(baseline: Any, x: Any, name: str = "baseline") -> Any:
         if isinstance(b, numbers.Real) and not isinstance(b, bool):
             if not math.isfinite(float(b)):
                 raise ValueError(f"{b_name} must be finite, got {b}")
-            out.append(torch.full_like(leaf, float(b)))
+            out.append(_filled(leaf, float(b)))
             continue
         if not isinstance(b, torch.Tensor):
             raise TypeError(f"{b_name} must be a tensor or number, got {type(b).__name__}")
@@ -275,6 +277,11 @@ def check_baseline(baseline: Any, x: Any, name: str = "baseline") -> Any:
         out.append(b.to(device=leaf.device, dtype=leaf.dtype).expand_as(leaf))
     check_finite(out, name)
     return pytree.tree_unflatten(out, spec)
+
+
+def _filled(leaf: torch.Tensor, value: float) -> torch.Tensor:
+    """``value`` in ``leaf``'s dtype and device, expanded to its shape (one element of memory)."""
+    return torch.full((), value, dtype=leaf.dtype, device=leaf.device).expand_as(leaf)
 
 
 def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
