@@ -25,6 +25,7 @@ from ._engine.checks import (
     leaf_names,
 )
 from ._engine.devices import draw
+from ._engine.routing import assemble
 from ._engine.rows import check_vectorize, chunked, compiled, row_gradients
 from ._engine.targets import check_target
 
@@ -165,15 +166,20 @@ def smoothgrad(
         # BLOCK samples at a time: their noise, copies and attributions are all that
         # exist at once, so memory does not grow with B x N; the block size is fixed,
         # so the draws do not depend on chunk_size
-        parts = []
-        for start in range(0, batch, BLOCK):
-            block = slice(start, min(start + BLOCK, batch))
-            x_block = pytree.tree_map(lambda leaf, b=block: leaf[b], x)
-            attr = method(fn, pytree.tree_map(noisy, x_block), **_tile(options, block, n_samples))
-            parts.append(pytree.tree_map(reduce, attr))
-        if len(parts) == 1:
-            return parts[0]
-        return pytree.tree_map(lambda *leaves: torch.cat(leaves), *parts)
+        def blocks():
+            for start in range(0, batch, BLOCK):
+                block = slice(start, min(start + BLOCK, batch))
+                x_block = pytree.tree_map(lambda leaf, b=block: leaf[b], x)
+                noisy_x = pytree.tree_map(noisy, x_block)
+                attr = method(fn, noisy_x, **_tile(options, block, n_samples))
+                yield start, pytree.tree_map(reduce, attr)
+
+        if batch <= BLOCK:
+            return next(blocks())[1]
+        # written into one result allocated at the first block: a small result kept per
+        # block, above the freed blocks' memory, stopped the heap from reusing it (peak
+        # RSS grew with the rows: 948 MB for 1M rows with N = 5, 340 MB written into one result)
+        return assemble(blocks(), batch)
 
     smoothed.__name__ = f"smoothgrad_{getattr(method, '__name__', 'method')}"
     return smoothed
