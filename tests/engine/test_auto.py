@@ -438,12 +438,18 @@ def test_the_default_budget_is_0_75_mib_of_rows_within_bounds(monkeypatch):
 
 
 def test_a_small_remainder_joins_the_last_call_but_never_a_callers_chunk():
-    from tfx_explain._engine.routing import spans
+    from tfx_explain._engine.routing import one_piece, spans
 
     assert spans(10, 4) == [(0, 4), (4, 4), (8, 2)]
     assert spans(18, 8, slack=True) == [(0, 8), (8, 8), (16, 2)]  # 2 >= 8 // 4: a call
     assert spans(17, 8, slack=True) == [(0, 8), (8, 9)]  # 1 < 8 // 4: joins
     assert spans(4, 4, slack=True) == [(0, 4)] and spans(0, 4) == []
+    # one_piece answers "is it one piece?" without the list, for every n and size
+    assert all(
+        one_piece(n, size) == (len(spans(n, size, slack=True)) == 1)
+        for n in range(1, 300)
+        for size in range(1, 120)
+    )
     calls = []
 
     def fn(x):

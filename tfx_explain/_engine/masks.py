@@ -107,6 +107,8 @@ def unflatten_rows(rows: torch.Tensor, like: Any) -> Any:
     back, so a float32 leaf next to a float64 one stays float32.
     """
     if isinstance(like, torch.Tensor):  # one leaf: no split, no pytree
+        if like.ndim == 1 and rows.dtype == like.dtype:  # (R, D) already: as it is
+            return rows
         return rows.reshape(rows.shape[:-1] + like.shape).to(like.dtype)
     leaves, spec = pytree.tree_flatten(like)
     sizes = [leaf.numel() for leaf in leaves]

@@ -37,6 +37,7 @@ __all__ = [
     "row_budget",
     "samples_per_chunk",
     "slice_args",
+    "one_piece",
     "spans",
 ]
 
@@ -191,6 +192,13 @@ def dry(rows: Any, t_rows: Any) -> torch.Tensor | None:
     return trees.leaves(rows)[0].new_zeros(shape)
 
 
+def one_piece(n: int, size: int) -> bool:
+    """Is ``spans(n, size, slack=True)`` one piece? (Without building the list: it is
+    asked once per call of ``fn``.) Up to ``size`` rows are; more are when the rest,
+    ``n - size``, is under ``size // 4`` (it joins the first piece)."""
+    return n <= size or n - size < size // 4
+
+
 def spans(n: int, size: int, *, slack: bool = False) -> list[tuple[int, int]]:
     """``(start, length)`` of consecutive pieces of ``size`` out of ``n``.
 
@@ -209,7 +217,7 @@ def pieces(rows: Any) -> int | None:
     if torch.compiler.is_compiling():  # the compiled kernel is one graph over its chunk
         return None
     budget = row_budget(rows)
-    return None if len(spans(_n_rows(rows), budget, slack=True)) == 1 else budget
+    return None if one_piece(_n_rows(rows), budget) else budget
 
 
 def in_pieces(f: Callable, piece: int, *args: Any) -> Any:
@@ -276,7 +284,7 @@ def samples_per_chunk(
     if per_sample == 0:
         return None
     size = max(1, budget // per_sample)
-    return None if len(spans(n, size, slack=True)) == 1 else size
+    return None if one_piece(n, size) else size
 
 
 def _n_rows(tree: Any) -> int:
