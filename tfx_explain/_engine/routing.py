@@ -32,12 +32,12 @@ __all__ = [
     "SCOPE",
     "dry",
     "in_pieces",
+    "one_piece",
     "pieces",
     "route",
     "row_budget",
     "samples_per_chunk",
     "slice_args",
-    "one_piece",
     "spans",
 ]
 
