@@ -229,7 +229,8 @@ def main(argv=None) -> None:
     configs = [("single", torch.get_num_threads())] if torch.get_num_threads() != 1 else []
     configs += [("single", 1)] + ([("pair", 0)] if args.plain_pair else [])
     configs += [("dask", 1), ("dask", 2)] + ([("dask-default", 2)] if args.dask_malloc_trim else [])
-    reference = None
+    names = dict(zip(configs, _names(configs), strict=True))
+    reference = None  # the first single process's result: round 1 starts with one
     rounds = []
     for r in range(args.repeat):
         # each round starts one configuration later: drift in the machine's speed over a
@@ -237,48 +238,37 @@ def main(argv=None) -> None:
         order = configs[r % len(configs) :] + configs[: r % len(configs)]
         measured = {}
         for kind, n in order:
+            name = names[(kind, n)]
+            print(f"round {r + 1}, {name}: {_load()}", flush=True)
             if kind == "single":
-                name = f"single process, {n} torch thread(s)"
-                print(f"round {r + 1}, {name}: {_load()}", flush=True)
                 attr, seconds, cpu = single_process(
                     params, x, steps=args.steps, chunk_size=args.chunk_size, threads=n
                 )
-                if n == 1 and reference is None:
-                    reference = attr
-                measured[name] = (name, seconds, cpu, None, None, attr)
-                continue
-            if kind == "pair":
-                name = "two plain 1-thread processes at once, half each"
-                print(f"round {r + 1}, {name}: {_load()}", flush=True)
+                reference = attr if reference is None else reference
+                measured[name] = (name, seconds, cpu, None, None)
+            elif kind == "pair":
                 seconds, cpu = plain_pair(
                     data, rows=args.rows, steps=args.steps, chunk_size=args.chunk_size
                 )
-                measured[name] = (name, seconds, cpu, None, None, None)
-                continue
-            name = f"{n} worker(s)" + (", Dask default env" if kind == "dask-default" else "")
-            print(f"round {r + 1}, {name}: {_load()}", flush=True)
-            out = work / f"out-{r}-{n}-{kind}"
-            result, start_cost = distributed(
-                data,
-                work / "params.pt",
-                out,
-                n_workers=n,
-                steps=args.steps,
-                chunk_size=args.chunk_size,
-                dask_default=kind == "dask-default",
-            )
-            got = pd.read_parquet(out).sort_values("row_id")
-            measured[name] = (name, result.seconds, result.cpu_seconds, start_cost, got, None)
+                measured[name] = (name, seconds, cpu, None, None)
+            else:
+                out = work / f"out-{r}-{n}-{kind}"
+                result, start_cost = distributed(
+                    data,
+                    work / "params.pt",
+                    out,
+                    n_workers=n,
+                    steps=args.steps,
+                    chunk_size=args.chunk_size,
+                    dask_default=kind == "dask-default",
+                )
+                got = pd.read_parquet(out).sort_values("row_id")
+                diff = (torch.tensor(got.filter(like="attr_").to_numpy()) - reference).abs().max()
+                measured[name] = (name, result.seconds, result.cpu_seconds, start_cost, float(diff))
         rounds.append(measured)
-    for measured in rounds:  # every distributed result against the 1-thread process's
-        for name, entry in measured.items():
-            if isinstance(entry[4], pd.DataFrame):
-                attr = torch.tensor(entry[4].filter(like="attr_").to_numpy())
-                measured[name] = entry[:4] + (float((attr - reference).abs().max()), None)
     if args.repeat > 1:
         _paired_summary(rounds, args.rows)
-    rows = [entry[:5] for entry in rounds[-1].values()]
-    rows.sort(key=lambda entry: _names(configs).index(entry[0]))
+    rows = [rounds[-1][name] for name in names.values()]  # the last round, in config order
 
     # the better single-process rate is the reference (conservative on a loaded machine)
     base = max(args.rows / r[1] for r in rows if r[3] is None)

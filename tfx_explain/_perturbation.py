@@ -37,8 +37,7 @@ def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize, comp
     at most two such tensors exist at a time.
     """
     removed = removed.to(device_of(x))  # masks are built on the CPU
-    keep = removed.new_ones((removed.shape[0] + 1, removed.shape[1]))  # (K + 1, D)
-    torch.logical_not(removed, out=keep[1:])
+    keep = torch.cat([torch.ones_like(removed[:1]), ~removed])  # (K + 1, D)
     share = share.to(device=removed.device, dtype=common_dtype(x))
     kernel = compiled(_ablation_values, compile)
 
@@ -52,10 +51,7 @@ def _ablate(fn, x, target, baseline, removed, share, chunk_size, vectorize, comp
     check_values(values, what)
     drop = values[:, :1] - values[:, 1:]  # (B, K[, T])
     del values  # before the result is allocated
-    if drop.ndim == 2:  # (B, K) @ (K, D): the one mm tensordot calls, without its reshapes
-        attr = drop @ share
-    else:  # (B, K, T) . (K, D) -> (B, T, D)
-        attr = torch.tensordot(drop, share, dims=([1], [0]))
+    attr = torch.tensordot(drop, share, dims=([1], [0]))  # (B[, T], D)
     return unflatten_rows(attr, first_sample(x))
 
 
