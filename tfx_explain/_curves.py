@@ -107,8 +107,8 @@ def _curve_samples(fn, x, t, b, rank, ks, ids, insert, vectorize):
     chosen = (rank.unsqueeze(1) < ks[:, None])[..., ids]  # (n, K, D)
     start, end = (b, x) if insert else (x, b)
     rows = torch.where(chosen, end.flatten(1).unsqueeze(1), start.flatten(1).unsqueeze(1))
-    t_rows = None if t is None else t.repeat_interleave(n_fractions)
-    values = row_values(fn, rows.reshape((-1,) + x.shape[1:]), t_rows, vectorize=vectorize)
+    rows = rows.reshape((-1,) + x.shape[1:])
+    values = row_values(fn, rows, t, vectorize=vectorize, repeat=n_fractions)  # t per sample
     return values.reshape(n, n_fractions), values
 
 
@@ -278,8 +278,7 @@ def _road_samples(fn, x, t, rank, noise, ks, weights, vectorize):
     imputed = torch.linalg.solve(system, rhs).transpose(-1, -2)  # (n, K, C, P)
     imputed = imputed + removed.unsqueeze(2) * noise
     rows = imputed.reshape((n * n_fractions,) + x.shape[1:])
-    t_rows = None if t is None else t.repeat_interleave(n_fractions)
-    values = row_values(fn, rows, t_rows, vectorize=vectorize)
+    values = row_values(fn, rows, t, vectorize=vectorize, repeat=n_fractions)  # t per sample
     return values.reshape(n, n_fractions), values
 
 

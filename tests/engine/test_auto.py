@@ -13,7 +13,7 @@ from torch.func import vmap
 import tfx_explain as tx
 from tfx_explain._engine import routing as _routing
 from tfx_explain._engine import rows as _rows
-from tfx_explain._engine.fingerprints import reach
+from tfx_explain._engine.fingerprints import module_flags, reach
 from tfx_explain._engine.rows import route
 
 F64 = torch.float64
@@ -275,6 +275,36 @@ def test_the_key_sees_settings_by_value_and_tensors_by_identity():
     for _ in range(600):  # more state than the key walks: no key, probe every call
         deep = functools.partial(lambda f, x: f(x), deep)
     assert reach(deep) is None
+
+
+def test_module_flags_are_the_flags_of_modules_in_their_order():
+    shared = nn.Linear(2, 2)
+    inner = nn.Sequential(nn.Linear(2, 2), nn.Dropout(), shared)
+    net = nn.Sequential(inner, nn.ReLU(), shared, nn.Sequential(nn.LayerNorm(2), inner))
+    net.add_module("empty", None)  # a registered None: no module, no flag
+    for flip in [(), (1,), (0, 2), (1, 3, 4)]:
+        net.train()
+        for i, m in enumerate(net.modules()):
+            if i in flip:
+                m.eval()  # eval() of a parent flips its children too: mixed flags
+        assert module_flags(net) == tuple(m.training for m in net.modules())
+    net.train()
+    assert module_flags(net)[0] and not any(module_flags(net.eval()))
+
+
+def test_a_dict_of_tensors_is_keyed_entry_by_entry():
+    params = {"w": torch.ones(3, dtype=F64), 1: torch.zeros(2), "n": 3}
+    fn = functools.partial(lambda p, x: x.sum(-1), params)
+    before = _key(fn)
+    assert before == _key(fn)
+    params[1] = torch.zeros(2)  # a new tensor under a non-string key
+    assert _key(fn) != before
+    before = _key(fn)
+    params["n"] = 4
+    assert _key(fn) != before
+    big = {str(i): torch.zeros(1) for i in range(3000)}
+    # more entries than the key holds: no key, also with nothing walked after the dict
+    assert reach(functools.partial(lambda p, x: x, big)) is None and reach(big) is None
 
 
 def test_a_kept_route_dies_with_the_objects_its_key_names(monkeypatch):

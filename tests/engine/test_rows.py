@@ -10,6 +10,7 @@ from torch.utils import _pytree as pytree
 
 import tfx_explain as tx
 from tfx_explain._engine.rows import chunked
+from tfx_explain._engine.targets import select_batch
 
 W = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
 
@@ -366,3 +367,25 @@ def test_rows_autograd_tracks_are_still_copied_for_fn():
     assert seen and not any(leaf for leaf, _ in seen)
     (g,) = torch.autograd.grad(attr.sum(), x)
     torch.testing.assert_close(g, W.expand(2, 3))
+
+
+@pytest.mark.parametrize("width", [None, 1, 3])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_a_target_shared_by_consecutive_rows_picks_what_repeated_targets_pick(width, contiguous):
+    m, repeat, n_out = 5, 4, 6
+    gen = torch.Generator().manual_seed(0)
+    out = torch.randn(m * repeat, n_out + 2, generator=gen)[:, 1:-1]  # a strided view
+    shape = (m,) if width is None else (m, width)
+    target = torch.randint(0, n_out, shape, generator=gen)
+    if contiguous:
+        out = out.contiguous()
+    else:
+        target = torch.randint(0, n_out, shape[::-1], generator=gen).T if width else target
+    per_row = target.repeat_interleave(repeat, dim=0)
+    picked = select_batch(out, target, repeat)
+    assert picked.shape == per_row.shape
+    assert torch.equal(picked, select_batch(out, per_row))
+    bad = target.clone()
+    bad[(-1,) * bad.ndim] = n_out
+    with pytest.raises(ValueError, match=rf"must be in \[0, {n_out}\), got a value {n_out}"):
+        select_batch(out, bad, repeat)

@@ -23,10 +23,12 @@ from torch import nn
 from torch.utils import _pytree as pytree
 
 from . import trees
+from .fingerprints import module_flags
 
 __all__ = [
     "is_transformed",
     "has_values",
+    "is_plain",
     "value_check",
     "check_fn",
     "check_inputs",
@@ -81,6 +83,21 @@ def has_values(tree: Any) -> bool:
         and (leaf.is_meta or isinstance(leaf, torch._subclasses.FakeTensor) or _batched(leaf))
         for leaf in trees.leaves(tree)
     )
+
+
+def is_plain(*tensors: torch.Tensor) -> bool:
+    """``has_values(t) and not is_transformed(t)`` for every tensor, in one pass.
+
+    True outside any torch.func transform and compiler tracing, for tensors that are
+    neither wrapped nor meta/fake: the values can be read and written in place. The
+    per-chunk code asks this of several tensors at once (one check of the
+    transform level and of the compiler for all of them).
+    """
+    if torch.compiler.is_compiling() or torch._C._functorch.maybe_current_level() is not None:
+        return False
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    fake = torch._subclasses.FakeTensor
+    return not any(t.is_meta or wrapped(t) or isinstance(t, fake) for t in tensors)
 
 
 def _batched(leaf: torch.Tensor) -> bool:
@@ -147,7 +164,7 @@ def check_fn(fn: Any) -> None:
     """Refuse non-callables and modules whose per-sample outputs would depend on the batch."""
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}: {fn!r}")
-    if isinstance(fn, nn.Module) and any(m.training for m in fn.modules()):
+    if isinstance(fn, nn.Module) and any(module_flags(fn)):
         training = [name or type(fn).__name__ for name, m in fn.named_modules() if m.training]
         raise ValueError(
             "fn is an nn.Module in training mode (training submodules: "

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["MAX_DEPTH", "MAX_LEAVES", "alive", "reach", "weak"]
+__all__ = ["MAX_DEPTH", "MAX_LEAVES", "alive", "module_flags", "reach", "weak"]
 
 MAX_DEPTH = 3  # calls deep that a function's closure and globals are followed
 MAX_LEAVES = 2048  # key entries before giving up (no key: probe every call)
@@ -95,11 +95,20 @@ def _walk(obj: Any, depth: int, out: list, held: list, seen: set[int]) -> None:
     elif kind is torch.Tensor or isinstance(obj, torch.Tensor):
         held.append(obj)
         out.append((id(obj), obj.shape, obj.dtype, obj.device))
-    elif kind is dict:
+    elif kind is dict:  # the usual one, a dict of parameters by name: its entries inline
         out.append(len(obj))
         for name, value in obj.items():
-            _walk(name, depth, out, held, seen)
-            _walk(value, depth, out, held, seen)
+            if type(name) is str:
+                out.append(name)
+            else:
+                _walk(name, depth, out, held, seen)
+            if type(value) is torch.Tensor:
+                held.append(value)
+                out.append((id(value), value.shape, value.dtype, value.device))
+            else:
+                _walk(value, depth, out, held, seen)
+        if len(out) > MAX_LEAVES:
+            raise _Unkeyable
     elif kind is tuple or kind is list:
         out.append(len(obj))
         for value in obj:
@@ -108,7 +117,7 @@ def _walk(obj: Any, depth: int, out: list, held: list, seen: set[int]) -> None:
         _function(obj, depth, out, held, seen)
     elif isinstance(obj, torch.nn.Module):
         held.append(obj)
-        out.append((id(obj), tuple(m.training for m in obj.modules())))
+        out.append((id(obj), module_flags(obj)))
     elif isinstance(obj, _BY_VALUE):
         out.append(obj)
     elif isinstance(obj, _BY_IDENTITY) or _from_torch(obj):
@@ -128,6 +137,25 @@ def _walk(obj: Any, depth: int, out: list, held: list, seen: set[int]) -> None:
         _walk(dict(obj) if isinstance(obj, dict) else tuple(obj), depth, out, held, seen)
     else:
         raise _Unkeyable
+
+
+def module_flags(module: torch.nn.Module) -> tuple[bool, ...]:
+    """The ``training`` flag of ``module`` and of every submodule, in ``modules()`` order.
+
+    The same flags as ``tuple(m.training for m in module.modules())``, walking the
+    ``_modules`` dicts directly: ``modules()`` builds every submodule's qualified name
+    (3.3 us against 9 us for a 5-layer ``nn.Sequential``, 13 against 44 for the seed's
+    ``nn.TransformerEncoder`` model), and this is asked on every method call.
+    """
+    flags, seen, stack = [], set(), [module]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        flags.append(m.training)
+        stack.extend(reversed([c for c in m._modules.values() if c is not None]))
+    return tuple(flags)
 
 
 def _function(fn: types.FunctionType, depth: int, out: list, held: list, seen: set[int]) -> None:

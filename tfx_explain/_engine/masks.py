@@ -18,7 +18,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from . import trees
-from .checks import has_values, is_transformed
+from .checks import is_plain
 
 __all__ = [
     "SPARSE_REMOVED",
@@ -59,7 +59,7 @@ def masked_rows(keep: torch.Tensor, x: torch.Tensor, b: torch.Tensor) -> torch.T
     ``torch.where``.
     """
     n, (n_masks, d) = x.shape[0], keep.shape
-    if all(has_values(t) and not is_transformed(t) for t in (keep, x, b)):
+    if is_plain(keep, x, b):
         sparse = _removed_entries(keep)
         if sparse is not None:
             removed, columns = sparse

@@ -38,9 +38,10 @@ def perturbed_values(
       ``(n, R)``, or ``(n, R, T)`` for ``(n, T)`` targets.
     """
     n, n_rows = rows_of(x), keep.shape[0]
-    rows = unflatten_rows(masked_rows(keep, flatten_batch(x), flatten_batch(b)), first_sample(x))
-    t_rows = None if t is None else t.repeat_interleave(n_rows, dim=0)
-    values = row_values(fn, rows, t_rows, vectorize=vectorize)
+    rows = masked_rows(keep, flatten_batch(x), flatten_batch(b))  # (n R, D)
+    if not (isinstance(x, torch.Tensor) and x.ndim == 2):  # flat samples are the rows as is
+        rows = unflatten_rows(rows, first_sample(x))
+    values = row_values(fn, rows, t, vectorize=vectorize, repeat=n_rows)  # a sample's rows share t
     return values.reshape((n, n_rows) + values.shape[1:])
 
 

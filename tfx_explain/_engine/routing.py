@@ -25,6 +25,7 @@ from .fingerprints import alive, reach, weak
 __all__ = [
     "DEFAULT_ROW_BUDGET",
     "assemble",
+    "budget_setting",
     "DEFAULT_ROW_BYTES",
     "MAX_ROWS",
     "MIN_ROWS",
@@ -68,14 +69,15 @@ def row_budget(rows: Any = None) -> int:
     of the people Transformer (16-byte rows, many small ops per row) ran at 1.00-1.17x
     its fastest size in six measurements (four at most 1.04x), 16384 rows at
     1.04-1.25x (tnet-2048 occlusion: 1.20x the limit at 16384 rows a call, 1.02x at
-    8192; benchmarks/README.md). ``TFX_ROW_BUDGET`` (a positive int, read at each call)
-    sets the rows for every size instead.
+    8192; benchmarks/README.md). ``TFX_ROW_BUDGET`` (a positive int, read once per
+    method call, see :func:`budget_setting`) sets the rows for every size instead.
     """
-    text = os.environ.get("TFX_ROW_BUDGET")
+    scope = SCOPE.get()
+    text = budget_setting() if scope is None else scope["budget"]
     if text is None or not text.strip():
         if rows is None:
             return DEFAULT_ROW_BUDGET
-        leaves = trees.leaves(rows)
+        leaves = [rows] if isinstance(rows, torch.Tensor) else trees.leaves(rows)
         size = sum(math.prod(leaf.shape[1:]) * leaf.element_size() for leaf in leaves)
         return min(MAX_ROWS, max(MIN_ROWS, DEFAULT_ROW_BYTES // max(size, 1)))
     try:
@@ -87,8 +89,14 @@ def row_budget(rows: Any = None) -> int:
     return value
 
 
+def budget_setting() -> str | None:
+    """``TFX_ROW_BUDGET`` as set now; a method call reads it once, into its :data:`SCOPE`."""
+    return os.environ.get("TFX_ROW_BUDGET")
+
+
 # One method call's state, shared by its chunks: the route chosen for each fn (so the
-# probe runs once per call) and the rows that a dry run of one sample asked for.
+# probe runs once per call), the rows that a dry run of one sample asked for, and the
+# TFX_ROW_BUDGET setting read at the start of the call.
 SCOPE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("tfx_rows", default=None)
 # fn -> {(input signature, what fn reaches): (route, weak refs to what the key names by id)};
 # weak, so fns can die

@@ -101,10 +101,23 @@ def check_output(out: Any, rows: int, target: torch.Tensor | None) -> torch.Tens
     return out
 
 
-def select_batch(out: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """Explained outputs of a batch: ``(B,)``, or ``(B, T)`` for a ``(B, T)`` target."""
+def select_batch(out: torch.Tensor, target: torch.Tensor | None, repeat: int = 1) -> torch.Tensor:
+    """Explained outputs of a batch: ``(B,)``, or ``(B, T)`` for a ``(B, T)`` target.
+
+    With ``repeat`` > 1, ``out`` holds ``repeat`` consecutive rows per target row
+    (``B = m * repeat`` for an ``(m,)`` or ``(m, T)`` target): the outputs are
+    gathered from a ``(m, repeat, C)`` view with the target expanded over the rows,
+    which costs no copy of the targets (``repeat_interleave`` and a gather along the
+    rows measured 2-3% of an MLP feature ablation, one call per chunk).
+    """
     if target is None:
         return out
+    if repeat > 1:
+        m = target.shape[0]
+        width = 1 if target.ndim == 1 else target.shape[1]
+        index = target.reshape(m, 1, width).expand(m, repeat, width)
+        picked = _gather(out.reshape(m, repeat, out.shape[-1]), index, target)  # (m, repeat, T)
+        return picked.reshape((m * repeat,) + target.shape[1:])
     if target.ndim == 1:  # view/unsqueeze, not [:, None] and [:, 0]: ~10 us less a call, cold
         return _gather(out, target.unsqueeze(1), target).squeeze(1)
     return _gather(out, target, target)
