@@ -39,7 +39,8 @@ def perturbed_values(
     """
     n, n_rows = rows_of(x), keep.shape[0]
     rows = masked_rows(keep, flatten_batch(x), flatten_batch(b))  # (n R, D)
-    if not (isinstance(x, torch.Tensor) and x.ndim == 2):  # flat samples are the rows as is
+    flat = isinstance(x, torch.Tensor) and x.ndim == 2 and rows.dtype == x.dtype
+    if not flat:  # flat samples of one dtype are the rows as they are
         rows = unflatten_rows(rows, first_sample(x))
     values = row_values(fn, rows, t, vectorize=vectorize, repeat=n_rows)  # a sample's rows share t
     return values.reshape((n, n_rows) + values.shape[1:])
