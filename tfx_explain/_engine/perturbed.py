@@ -38,10 +38,7 @@ def perturbed_values(
       ``(n, R)``, or ``(n, R, T)`` for ``(n, T)`` targets.
     """
     n, n_rows = rows_of(x), keep.shape[0]
-    rows = masked_rows(keep, flatten_batch(x), flatten_batch(b))  # (n R, D)
-    flat = isinstance(x, torch.Tensor) and x.ndim == 2 and rows.dtype == x.dtype
-    if not flat:  # flat samples of one dtype are the rows as they are
-        rows = unflatten_rows(rows, first_sample(x))
+    rows = unflatten_rows(masked_rows(keep, flatten_batch(x), flatten_batch(b)), first_sample(x))
     values = row_values(fn, rows, t, vectorize=vectorize, repeat=n_rows)  # a sample's rows share t
     return values.reshape((n, n_rows) + values.shape[1:])
 

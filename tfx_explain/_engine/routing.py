@@ -77,7 +77,7 @@ def row_budget(rows: Any = None) -> int:
     if text is None or not text.strip():
         if rows is None:
             return DEFAULT_ROW_BUDGET
-        leaves = [rows] if isinstance(rows, torch.Tensor) else trees.leaves(rows)
+        leaves = trees.leaves(rows)  # a lone tensor without a pytree walk
         size = sum(math.prod(leaf.shape[1:]) * leaf.element_size() for leaf in leaves)
         return min(MAX_ROWS, max(MIN_ROWS, DEFAULT_ROW_BYTES // max(size, 1)))
     try:
